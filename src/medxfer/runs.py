@@ -1,0 +1,120 @@
+"""Run folders: the self-describing output of ``medxfer train`` that every later step reads.
+
+A run folder holds ``model.json`` (a :class:`ModelInfo`) and ``model.safetensors`` (the classifier's
+state dict). ``predict``, ``serve``, ``export`` and ``evaluate`` need nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+MODEL_JSON = "model.json"
+MODEL_WEIGHTS = "model.safetensors"
+
+
+@dataclass
+class ModelInfo:
+    """Everything needed to rebuild a trained classifier and preprocess its input.
+
+    Example::
+
+        info = ModelInfo(class_names=["normal", "pneumonia"], backbone="efficientnet_lite0",
+                         weights="packaged", input_size=224, mean=(0.5,) * 3, std=(0.5,) * 3)
+    """
+
+    class_names: list[str]
+    backbone: str
+    weights: str
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    channels: str = "gray"  # data convention: "gray" (replicated to 3 for the net) or "rgb"
+    head: dict[str, Any] = field(default_factory=lambda: {"kind": "linear", "hidden": 0, "dropout": 0.0})
+    output: str = "softmax"  # "softmax" (one logit per class) or "sigmoid" (binary: one logit)
+    threshold: float = 0.5  # binary decision threshold on P(positive class = class_names[1])
+    threshold_method: str = "default"
+    mask_boxes: list[list[float]] = field(default_factory=list)  # [x0, y0, x1, y1] relative, blacked out
+    resize: str = "squash"  # how an image becomes input_size x input_size
+    metrics: dict[str, Any] = field(default_factory=dict)  # validation metrics shown by serve/compare
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        return json.dumps(data, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
+        known = {f.name for f in fields(cls)}
+        info = cls(**{k: v for k, v in data.items() if k in known})
+        info.mean = tuple(info.mean)  # type: ignore[assignment]
+        info.std = tuple(info.std)  # type: ignore[assignment]
+        return info
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_model_info(run_dir: str | os.PathLike[str]) -> ModelInfo:
+    """Read ``RUN/model.json``; raises FileNotFoundError naming the folder if it is not a run."""
+    path = Path(run_dir) / MODEL_JSON
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir}: not a medxfer run folder (no {MODEL_JSON}); train one first")
+    return ModelInfo.from_dict(json.loads(path.read_text()))
+
+
+def save_model(run_dir: str | os.PathLike[str], model: torch.nn.Module, info: ModelInfo) -> None:
+    """Write ``model.safetensors`` and ``model.json`` atomically into ``run_dir``."""
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write_bytes(Path(run_dir) / MODEL_WEIGHTS, save(tensors))
+    atomic_write_text(Path(run_dir) / MODEL_JSON, info.to_json())
+
+
+def load_model(run_dir: str | os.PathLike[str], device: str = "cpu") -> tuple[torch.nn.Module, ModelInfo]:
+    """Rebuild the classifier of a run folder (no network, no pickle) in eval mode."""
+    from safetensors.torch import load_file
+
+    from medxfer.models.backbones import build_model
+
+    info = read_model_info(run_dir)
+    model = build_model(
+        info.backbone,
+        num_classes=info.num_classes,
+        weights="none",
+        head=info.head,
+        output=info.output,
+    )
+    state = load_file(str(Path(run_dir) / MODEL_WEIGHTS), device=device)
+    model.load_state_dict(state, strict=True)
+    return model.to(device).eval(), info
