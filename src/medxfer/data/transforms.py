@@ -1,0 +1,207 @@
+"""From a decoded image (see :mod:`medxfer.data.images`) to the tensor a backbone eats.
+
+Order, the same in training, evaluation, prediction and serving: mask -> channel convention ->
+resize -> [augment] -> scale to [0, 1] -> normalise with the weights' mean/std. The parameters
+come from :class:`medxfer.runs.ModelInfo`, never retyped.
+
+Augmentation presets are chosen for chest X-rays: small rotations, shear, zoom, brightness and
+contrast. Horizontal flip is available but off by default: anatomy is not mirror-symmetric
+(heart on the left, ``dextrocardia`` is itself a finding) and burnt-in laterality markers would
+be flipped, so a flipped X-ray is not a plausible X-ray.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from medxfer.runs import ModelInfo
+
+
+@dataclass
+class Augment:
+    """Random augmentation parameters (all expressible in a YAML config).
+
+    ``rotation`` degrees (±), ``shear`` as a fraction (Keras ``shear_range`` style: 0.2 ≈ 11°),
+    ``zoom`` ± fraction (0.2 = scale 0.8..1.2), ``brightness``/``contrast`` ± fraction or a
+    ``[low, high]`` factor range (Keras ``brightness_range=[0.2, 1.0]``), ``translate`` fraction,
+    ``crop_scale`` lower bound of a RandomResizedCrop area (1.0 = off), ``hflip`` probability.
+    """
+
+    rotation: float = 0.0
+    shear: float = 0.0
+    zoom: float = 0.0
+    translate: float = 0.0
+    brightness: float | list[float] = 0.0
+    contrast: float = 0.0
+    crop_scale: float = 1.0
+    hflip: float = 0.0
+
+    def is_identity(self) -> bool:
+        return self == Augment()
+
+
+PRESETS: dict[str, Augment] = {
+    "none": Augment(),
+    "light": Augment(rotation=5, zoom=0.05, translate=0.03, brightness=0.1, contrast=0.1),
+    "medium": Augment(rotation=10, shear=0.1, zoom=0.1, translate=0.05, brightness=0.2, contrast=0.2),
+    "heavy": Augment(
+        rotation=15, shear=0.2, zoom=0.2, translate=0.08, brightness=0.3, contrast=0.3, crop_scale=0.8
+    ),
+}
+
+
+def get_augment(value: str | dict | Augment | None) -> Augment:
+    """A preset name, a dict of :class:`Augment` fields (optionally with ``preset`` as the base), or None."""
+    if value is None:
+        return Augment()
+    if isinstance(value, Augment):
+        return value
+    if isinstance(value, str):
+        if value not in PRESETS:
+            raise ValueError(f"unknown augmentation preset {value!r}; choose one of {sorted(PRESETS)}")
+        return PRESETS[value]
+    data = dict(value)
+    base = asdict(get_augment(data.pop("preset", "none")))
+    unknown = set(data) - set(base)
+    if unknown:
+        raise ValueError(f"unknown augmentation parameter(s) {sorted(unknown)}; valid: {sorted(base)}")
+    base.update(data)
+    return Augment(**base)
+
+
+def apply_mask(img: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
+    """Black out boxes given in relative coordinates ``[x0, y0, x1, y1]`` (0..1); returns a copy.
+
+    >>> apply_mask(np.full((4, 4), 255, np.uint8), [[0, 0.5, 0.5, 1]])[3, 0]
+    0
+    """
+    if not boxes:
+        return img
+    out = img.copy()
+    h, w = out.shape[:2]
+    for box in boxes:
+        x0, y0, x1, y1 = (float(v) for v in box)
+        if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
+            raise ValueError(f"mask box {list(box)} must be [x0, y0, x1, y1], 0 <= x0 < x1 <= 1 (same for y)")
+        out[int(round(y0 * h)) : int(round(y1 * h)), int(round(x0 * w)) : int(round(x1 * w))] = 0
+    return out
+
+
+def to_channels(img: np.ndarray, channels: str) -> np.ndarray:
+    """Convert a decoded image to ``"gray"`` (H, W) or ``"rgb"`` (H, W, 3) uint8."""
+    if channels == "gray":
+        if img.ndim == 3:
+            img = (img.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).round()
+            img = img.clip(0, 255).astype(np.uint8)
+        return img
+    if channels == "rgb":
+        return np.repeat(img[:, :, None], 3, axis=2) if img.ndim == 2 else img
+    raise ValueError(f"channels must be 'gray' or 'rgb', got {channels!r}")
+
+
+def resize_uint8(img: np.ndarray, size: int) -> np.ndarray:
+    """Resize to ``size`` x ``size`` (squash, as the public X-ray copies are) with a good filter."""
+    from PIL import Image
+
+    if img.shape[0] == size and img.shape[1] == size:
+        return img
+    return np.asarray(Image.fromarray(img).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0))
+
+
+def prepare(img: np.ndarray, info: ModelInfo, size: int | None = None) -> np.ndarray:
+    """Mask, convert channels and resize: the deterministic part that can be cached (uint8)."""
+    img = apply_mask(img, info.mask_boxes)
+    img = to_channels(img, info.channels)
+    return resize_uint8(img, size or info.input_size)
+
+
+def normalise(arr: np.ndarray, info: ModelInfo) -> torch.Tensor:
+    """uint8 (H, W) or (H, W, 3) -> float tensor (3, H, W) scaled to [0, 1] then mean/std normalised."""
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(arr))
+    t = t.unsqueeze(0).expand(3, -1, -1) if t.ndim == 2 else t.permute(2, 0, 1)
+    t = t.float().div_(255.0)
+    mean = torch.tensor(info.mean, dtype=torch.float32).view(3, 1, 1)
+    std = torch.tensor(info.std, dtype=torch.float32).view(3, 1, 1)
+    return (t - mean) / std
+
+
+def to_model_input(img: np.ndarray, info: ModelInfo) -> torch.Tensor:
+    """A decoded image -> normalised model input ``(3, S, S)``."""
+    return normalise(prepare(img, info), info)
+
+
+def batch_input(images: Sequence[np.ndarray], info: ModelInfo) -> torch.Tensor:
+    """Several decoded images -> one batch ``(B, 3, S, S)``."""
+    import torch
+
+    return torch.stack([to_model_input(img, info) for img in images])
+
+
+def augment_uint8(img: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarray:
+    """Apply one random draw of ``aug`` to a prepared uint8 image (same size out)."""
+    from PIL import Image, ImageEnhance
+
+    if aug.is_identity():
+        return img
+    pil = Image.fromarray(img)
+    w, h = pil.size
+    if aug.hflip and rng.random() < aug.hflip:
+        pil = pil.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    pil = _affine(pil, aug, rng, w, h)
+    if aug.crop_scale < 1.0:
+        area = rng.uniform(aug.crop_scale, 1.0)
+        cw, ch = int(w * np.sqrt(area)), int(h * np.sqrt(area))
+        x0, y0 = rng.integers(0, w - cw + 1), rng.integers(0, h - ch + 1)
+        pil = pil.crop((x0, y0, x0 + cw, y0 + ch)).resize((w, h), Image.Resampling.BILINEAR)
+    lo, hi = _factor_range(aug.brightness)
+    if (lo, hi) != (1.0, 1.0):
+        pil = ImageEnhance.Brightness(pil).enhance(rng.uniform(lo, hi))
+    if aug.contrast:
+        pil = ImageEnhance.Contrast(pil).enhance(rng.uniform(1 - aug.contrast, 1 + aug.contrast))
+    return np.asarray(pil)
+
+
+def _factor_range(value: float | Sequence[float]) -> tuple[float, float]:
+    if isinstance(value, list | tuple):
+        return float(value[0]), float(value[1])
+    return 1.0 - float(value), 1.0 + float(value)
+
+
+def _affine(pil, aug: Augment, rng: np.random.Generator, w: int, h: int):  # noqa: ANN001, ANN202
+    """Rotation, shear, zoom and translation about the image centre in one resampling."""
+    import torchvision.transforms.functional as TF
+
+    if not (aug.rotation or aug.shear or aug.zoom or aug.translate):
+        return pil
+    angle = rng.uniform(-aug.rotation, aug.rotation)
+    shear = float(np.degrees(np.arctan(rng.uniform(-aug.shear, aug.shear))))
+    scale = rng.uniform(1 - aug.zoom, 1 + aug.zoom)
+    tx = int(round(rng.uniform(-aug.translate, aug.translate) * w))
+    ty = int(round(rng.uniform(-aug.translate, aug.translate) * h))
+    return TF.affine(pil, angle=angle, translate=[tx, ty], scale=scale, shear=[shear, 0.0])
+
+
+def train_transform(info: ModelInfo, augment: str | dict | Augment | None, seed: int = 0) -> Callable:
+    """A callable ``uint8 image -> (3, S, S) tensor`` for training (prepare, augment, normalise).
+
+    Randomness comes from a per-call numpy Generator derived from torch's RNG, so DataLoader
+    workers and resumed runs (which restore torch's RNG) stay reproducible.
+    """
+    aug = get_augment(augment)
+
+    def transform(img: np.ndarray) -> torch.Tensor:
+        import torch
+
+        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,)).item()) + seed)
+        return normalise(augment_uint8(prepare(img, info), aug, rng), info)
+
+    return transform
