@@ -1,0 +1,200 @@
+"""Datasets: every layout becomes one :class:`ImageTable` (the contract in docs/contracts.md).
+
+A dataset on the command line is ``LAYOUT:PATH`` with optional ``?key=value&...`` options
+(a bare ``PATH`` means ``folder``), e.g. ``kermany:data/kermany``,
+``csv:colon/labels.csv?path=file&label=class``. Layouts (see :mod:`medxfer.data.layouts` and
+:mod:`medxfer.data.manifests`) produce *raw* labels; a task from :data:`TASKS` (or a ``label_map``)
+maps them to class names and drops the rows it does not name. Without either, the raw labels are
+the class names.
+
+Class order: a task with an explicit order keeps it (binary tasks: ``[negative, positive]``, so
+``class_names[1]`` is the positive class: ``["normal", "pneumonia"]``, ``["normal", "covid"]``);
+otherwise class names are sorted alphabetically.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medxfer.data.layouts import DatasetError, get_layout, list_layouts
+
+__all__ = [
+    "TASKS",
+    "DatasetError",
+    "ImageTable",
+    "Task",
+    "list_layouts",
+    "list_tasks",
+    "load_dataset",
+    "load_datasets",
+    "parse_spec",
+]
+
+COLUMNS = ("path", "label", "label_name", "patient_id", "source", "view", "split")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A named label mapping: raw label -> class name (None or absent = dropped)."""
+
+    mapping: dict[str, str | None]
+    classes: tuple[str, ...] | None = None  # explicit class order; None = sorted
+    description: str = ""
+
+
+TASKS: dict[str, Task] = {
+    "kermany-binary": Task(
+        {"normal": "normal", "bacterial": "pneumonia", "viral": "pneumonia", "pneumonia": "pneumonia"},
+        ("normal", "pneumonia"),
+        "normal vs pneumonia (bacterial + viral)",
+    ),
+    "kermany-3class": Task(
+        {"normal": "normal", "bacterial": "bacterial", "viral": "viral"},
+        None,
+        "normal / bacterial / viral pneumonia",
+    ),
+    "covid-vs-normal": Task(
+        {"covid": "covid", "normal": "normal"}, ("normal", "covid"), "normal vs COVID-19"
+    ),
+    "covid-3class": Task(
+        {"covid": "covid", "normal": "normal", "viral": "viral"},
+        None,
+        "COVID-19 / normal / viral pneumonia",
+    ),
+    "covid-4class": Task(
+        {"covid": "covid", "normal": "normal", "bacterial": "bacterial", "viral": "viral"},
+        None,
+        "COVID-19 / normal / bacterial / viral pneumonia",
+    ),
+}
+
+
+def list_tasks() -> list[str]:
+    """Names of the predefined tasks, sorted."""
+    return sorted(TASKS)
+
+
+@dataclass
+class ImageTable:
+    """Class names plus a row-aligned table (columns: see COLUMNS; ``label`` indexes class_names)."""
+
+    class_names: list[str]
+    table: pd.DataFrame = field(repr=False)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Integer labels, row-aligned with ``table``."""
+        return self.table["label"].to_numpy(dtype=np.int64)
+
+    def subset(self, split: str) -> ImageTable:
+        """The rows of one split (``"train"``, ``"val"``, ``"test"`` or ``""``), same class names."""
+        rows = self.table[self.table["split"] == split].reset_index(drop=True)
+        return ImageTable(list(self.class_names), rows)
+
+    def with_table(self, table: pd.DataFrame) -> ImageTable:
+        """A new ImageTable with the same class names and ``table`` (index reset)."""
+        return ImageTable(list(self.class_names), table.reset_index(drop=True))
+
+    def counts(self) -> pd.DataFrame:
+        """Images per split (rows) and class (columns), classes in class_names order."""
+        counts = pd.crosstab(self.table["split"].replace("", "(none)"), self.table["label_name"])
+        return counts.reindex(columns=self.class_names, fill_value=0)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+_SPEC = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*):(.+)$")
+
+
+def parse_spec(spec: str) -> tuple[str, Path, dict[str, str]]:
+    """Split ``LAYOUT:PATH?k=v&k=v`` into (layout, path, options); a bare PATH is ``folder``.
+
+    Example:
+        >>> parse_spec("csv:labels.csv?label=class")
+        ('csv', PosixPath('labels.csv'), {'label': 'class'})
+    """
+    options: dict[str, str] = {}
+    body = spec
+    if "?" in spec:
+        body, _, query = spec.rpartition("?")
+        for item in filter(None, query.split("&")):
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise DatasetError(f"dataset {spec!r}: option {item!r} is not KEY=VALUE")
+            options[key.strip()] = value.strip()
+    match = _SPEC.match(body)
+    if match and (match.group(1) in list_layouts() or not os.path.exists(body)):
+        return match.group(1), Path(match.group(2)).expanduser(), options
+    return "folder", Path(body).expanduser(), options
+
+
+def load_dataset(spec: str) -> pd.DataFrame:
+    """List one dataset spec into a raw table (raw label names, no mapping); decodes no image."""
+    layout, path, options = parse_spec(spec)
+    frame = get_layout(layout)(path, options)
+    if frame.empty:
+        raise DatasetError(f"{path}: no images found (layout {layout})")
+    return frame
+
+
+def _mapping(task: str | None, label_map: dict[str, str | None] | None) -> tuple[dict, Task | None]:
+    if task is not None and task not in TASKS:
+        raise DatasetError(f"unknown task {task!r}; valid tasks: {', '.join(list_tasks())}")
+    chosen = TASKS[task] if task else None
+    mapping: dict[str, str | None] = dict(chosen.mapping) if chosen else {}
+    mapping.update(label_map or {})
+    return mapping, chosen
+
+
+def load_datasets(
+    specs: list[str],
+    task: str | None = None,
+    label_map: dict[str, str | None] | None = None,
+) -> ImageTable:
+    """Load, concatenate and label-map datasets.
+
+    Args:
+        specs: ``LAYOUT:PATH[?options]`` strings (bare PATH = folder).
+        task: a name from :data:`TASKS`; rows whose raw label it does not map are dropped.
+        label_map: raw label -> class name (None drops), applied over the task's map.
+
+    Returns:
+        An :class:`ImageTable`; ``raw_label`` keeps the layout's label next to the contract columns.
+
+    Example:
+        >>> data = load_datasets(["kermany:../shared/data/kermany"], task="kermany-binary")  # doctest: +SKIP
+        >>> data.class_names  # doctest: +SKIP
+        ['normal', 'pneumonia']
+    """
+    if not specs:
+        raise DatasetError("no dataset given; pass at least one LAYOUT:PATH")
+    frame = pd.concat([load_dataset(spec) for spec in specs], ignore_index=True)
+    twice = frame["path"][frame["path"].duplicated()]
+    if not twice.empty:
+        raise DatasetError(f"{twice.iloc[0]}: listed twice ({len(twice)} duplicate paths across {specs})")
+    mapping, chosen = _mapping(task, label_map)
+    frame = frame.rename(columns={"label_name": "raw_label"})
+    if mapping:
+        frame["label_name"] = frame["raw_label"].map(lambda raw: mapping.get(raw))
+        frame = frame[frame["label_name"].notna()].reset_index(drop=True)
+    else:
+        frame["label_name"] = frame["raw_label"]
+    if frame.empty:
+        raise DatasetError(
+            f"no image left after mapping labels (task={task}, label_map={label_map}) for {', '.join(specs)}"
+        )
+    present = set(frame["label_name"])
+    if chosen and chosen.classes and present <= set(chosen.classes):
+        class_names = list(chosen.classes)
+    else:
+        class_names = sorted(present)
+    frame["label"] = frame["label_name"].map({name: i for i, name in enumerate(class_names)}).astype("int64")
+    frame = frame[[*COLUMNS, "raw_label"]].astype({c: str for c in COLUMNS if c != "label"})
+    return ImageTable(class_names, frame)
