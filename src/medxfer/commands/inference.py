@@ -1,0 +1,142 @@
+"""``medxfer predict``, ``medxfer export`` and ``medxfer serve``: a trained run put to use.
+
+Exit status of ``predict``: 0 when every input was predicted, 1 when some files could not be read
+(they get an ``error`` entry in the CSV and a line on stderr; the rest are still predicted), 2 for a
+bad command line (unknown run, input not found, output exists without ``--force``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from medxfer.commands.common import echo_err, fail
+
+ENGINE_HELP = "torch (the run's weights) or onnx (RUN/model.onnx from `medxfer export`)."
+
+
+def predict(
+    run: Path = typer.Argument(..., help="Run folder (model.json + model.safetensors)."),
+    inputs: list[str] = typer.Argument(
+        ..., help="Image files, folders (searched recursively), glob patterns, or a CSV with a 'path' column."
+    ),
+    out: Path = typer.Option(Path("predictions.csv"), "--out", "-o", help="CSV file to write."),
+    engine: str = typer.Option("torch", help=ENGINE_HELP),
+    tta: bool = typer.Option(False, "--tta", help="Average over the image and 4 small shifts (no flips)."),
+    cam: Path | None = typer.Option(None, "--cam", help="Folder for Grad-CAM overlay PNGs (torch engine)."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per forward pass."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+) -> None:
+    """Predict images with a trained run: a CSV row per file (path, label, prob_<class>, threshold, error)."""
+    from medxfer.predict import Predictor, PredictorError, collect_inputs, predict_files
+    from medxfer.runs import atomic_write_text
+
+    if out.exists() and not force:
+        fail(f"{out}: already exists; pass --force to replace it or choose another --out")
+    if cam is not None and engine != "torch":
+        fail(f"--cam needs --engine torch (got {engine!r})")
+    try:
+        paths = collect_inputs(inputs)
+        predictor = Predictor(run, engine=engine)
+    except (FileNotFoundError, ValueError, PredictorError) as exc:
+        fail(str(exc))
+    table = predict_files_with_progress(predictor, paths, batch_size, tta, cam, predict_files)
+    atomic_write_text(out, table.to_csv())
+    ok = len(table.rows) - table.n_failed
+    echo_err(f"{ok} of {len(table.rows)} images predicted -> {out}")
+    if table.n_failed:
+        echo_err(f"{table.n_failed} file(s) could not be read (see the 'error' column)")
+        raise typer.Exit(1)
+
+
+def predict_files_with_progress(predictor, paths, batch_size, tta, cam, predict_files):  # noqa: ANN001, ANN201
+    """Run ``predict_files`` with a rich progress bar on stderr for more than one batch."""
+    if len(paths) <= batch_size or not sys.stderr.isatty():
+        return predict_files(predictor, paths, batch_size, tta, cam, on_error=echo_err)
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("predicting", total=len(paths))
+        return predict_files(
+            predictor,
+            paths,
+            batch_size,
+            tta,
+            cam,
+            on_error=lambda m: bar.console.print(m, markup=False, highlight=False),
+            progress=lambda n: bar.advance(task, n),
+        )
+
+
+def export(
+    run: Path = typer.Argument(..., help="Run folder to export."),
+    format: str = typer.Option("onnx", "--format", "-f", help="onnx or torchscript."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output file (default RUN/model.onnx or RUN/model.ts)."
+    ),
+    check_images: list[Path] = typer.Option(
+        [], "--check-images", help="Real images for the self-check (files or folders; repeatable)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace the output file if it exists."),
+) -> None:
+    """Export the model (dynamic batch; outputs probabilities) and check it matches PyTorch within 1e-4."""
+    from medxfer.data.images import ImageError, read_image
+    from medxfer.export import ExportError, default_output, export_run
+    from medxfer.predict import collect_inputs
+
+    if format not in ("onnx", "torchscript"):
+        fail(f"unknown --format {format!r}; choose onnx or torchscript")
+    target = out if out is not None else default_output(run, format)
+    if target.exists() and not force:
+        fail(f"{target}: already exists; pass --force to replace it or choose another --out")
+    try:
+        paths = collect_inputs([str(p) for p in check_images])[:16] if check_images else []
+        images = [read_image(p) for p in paths]
+        result = export_run(run, format, out=out, check_images=images, force=force)
+    except (FileNotFoundError, ValueError, ImageError) as exc:
+        fail(str(exc))
+    except ExportError as exc:
+        fail(str(exc), code=1)
+    echo_err(
+        f"exported {result.format} -> {result.path}; self-check on {result.n_checked} inputs "
+        f"({len(paths)} real), batch sizes {result.batch_sizes}: max |diff| = {result.max_abs_diff:.2e}"
+    )
+
+
+def serve(
+    run: Path = typer.Argument(..., help="Run folder to serve."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind; 0.0.0.0 exposes the server to the network."),
+    port: int = typer.Option(8000, help="TCP port."),
+    token: str | None = typer.Option(
+        None, help="Require 'Authorization: Bearer TOKEN' on every /api call (default: env MEDXFER_TOKEN)."
+    ),
+    workers: int = typer.Option(2, min=1, help="Inference threads."),
+    queue: int = typer.Option(32, min=0, help="Requests that may wait for a thread; more get 503."),
+    max_mb: float = typer.Option(20.0, "--max-mb", help="Largest upload in MB (bigger -> 413)."),
+    engine: str = typer.Option("torch", help=ENGINE_HELP + " Grad-CAM needs torch."),
+) -> None:
+    """Serve the web page and REST API (FastAPI + uvicorn). Research use only — not for diagnosis."""
+    import uvicorn
+
+    from medxfer.predict import PredictorError
+    from medxfer.serve.app import create_app
+
+    try:
+        app = create_app(
+            run, token=token, max_bytes=int(max_mb * 1024 * 1024), workers=workers, queue=queue, engine=engine
+        )
+    except (FileNotFoundError, ValueError, PredictorError) as exc:
+        fail(str(exc))
+    echo_err(f"medxfer serve: http://{host}:{port}/  (API docs at /docs; research use only)")
+    # uvicorn's own cap answers 503 before a body is read once far more connections than the queue arrive.
+    uvicorn.run(app, host=host, port=port, log_level="warning", limit_concurrency=workers + queue + 16)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``predict``, ``export`` and ``serve`` to the CLI."""
+    app.command("predict")(predict)
+    app.command("export")(export)
+    app.command("serve")(serve)

@@ -1,0 +1,334 @@
+"""Predictions for users: one :class:`Predictor` shared by ``medxfer predict``, ``serve`` and ``bench``.
+
+A predictor needs only a run folder (``model.json`` + weights): preprocessing, class names and the
+binary decision threshold are read from :class:`medxfer.runs.ModelInfo`, never retyped.
+
+Two engines: ``"torch"`` (the safetensors weights, Grad-CAM available) and ``"onnx"`` (onnxruntime on
+``RUN/model.onnx``, written by ``medxfer export RUN --format onnx``).
+
+Test-time augmentation (``tta=True``) averages the probabilities of the image and four small shifts
+(±4 % of the input size, edges replicated). No horizontal flip: a mirrored chest X-ray is not a
+plausible X-ray (heart side, laterality markers).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import glob
+import io
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from medxfer.runs import ModelInfo
+
+ENGINES = ("torch", "onnx")
+ONNX_FILE = "model.onnx"
+TTA_SHIFT = 0.04  # fraction of the input size
+
+
+class PredictorError(RuntimeError):
+    """A run folder or engine that cannot serve predictions; the message says what to do."""
+
+
+class Predictor:
+    """Load a run folder once, then predict batches of decoded images.
+
+    Example::
+
+        p = Predictor("runs/kermany")
+        probs = p.predict_arrays([read_image("x.png")])   # (1, C)
+        p.labels(probs)                                     # ["pneumonia"]
+    """
+
+    def __init__(self, run_dir: str | os.PathLike[str], engine: str = "torch", device: str = "cpu") -> None:
+        from medxfer.runs import read_model_info
+
+        if engine not in ENGINES:
+            raise PredictorError(f"unknown engine {engine!r}; choose one of {list(ENGINES)}")
+        self.run_dir = Path(run_dir)
+        self.engine = engine
+        self.device = device
+        self.info: ModelInfo = read_model_info(self.run_dir)
+        self.model: Any = None
+        self._session: Any = None
+        self._cam_lock = threading.Lock()  # Grad-CAM hooks on one shared model: one at a time
+        self._cam_model: Any = None
+        if engine == "torch":
+            from medxfer.runs import load_model
+
+            self.model, _ = load_model(self.run_dir, device=device)
+        else:
+            self._session = _onnx_session(self.run_dir / ONNX_FILE, self.run_dir)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.info.class_names)
+
+    @property
+    def threshold(self) -> float | None:
+        """The binary decision threshold on P(class_names[1]); None for more than two classes."""
+        return float(self.info.threshold) if self.info.num_classes == 2 else None
+
+    def predict_arrays(
+        self, images: Sequence[np.ndarray], batch_size: int = 32, tta: bool = False
+    ) -> np.ndarray:
+        """Probabilities ``(N, C)`` (float64) for decoded images (``read_image`` convention)."""
+        out = np.zeros((len(images), self.info.num_classes), dtype=np.float64)
+        for start in range(0, len(images), max(1, batch_size)):
+            chunk = images[start : start + batch_size]
+            views = _tta_views(self.info) if tta else [None]
+            acc = np.zeros((len(chunk), self.info.num_classes), dtype=np.float64)
+            for shift in views:
+                acc += self._run(self._inputs(chunk, shift))
+            out[start : start + len(chunk)] = acc / len(views)
+        return out
+
+    def labels(self, probs: np.ndarray) -> list[str]:
+        """Predicted class names: threshold on P(class 1) for binary models, arg-max otherwise."""
+        probs = np.atleast_2d(probs)
+        if self.threshold is not None:
+            idx = (probs[:, 1] >= self.threshold).astype(int)
+        else:
+            idx = probs.argmax(axis=1)
+        return [self.info.class_names[i] for i in idx]
+
+    def cam(self, image: np.ndarray, target_class: int | None = None) -> np.ndarray:
+        """Grad-CAM heat-map ``(S, S)`` in [0, 1] for one decoded image (torch engine only).
+
+        ``target_class`` defaults to the predicted class.
+        """
+        import torch
+
+        if self.model is None:
+            raise PredictorError("Grad-CAM needs the torch engine (engine='torch')")
+        x = self._inputs([image], None)
+        if target_class is None:
+            target_class = self.info.class_names.index(self.labels(self._run(x))[0])
+        with self._cam_lock:
+            if self._cam_model is None:
+                # Grad-CAM hooks its model; a private copy keeps concurrent plain predictions unaffected.
+                self._cam_model = copy.deepcopy(self.model)
+            with torch.enable_grad():
+                return _gradcam(self._cam_model, x, target_class)
+
+    def _inputs(self, images: Sequence[np.ndarray], shift: tuple[int, int] | None) -> torch.Tensor:
+        import torch
+
+        from medxfer.data.transforms import normalise, prepare
+
+        tensors = []
+        for img in images:
+            arr = prepare(img, self.info)
+            if shift is not None:
+                arr = shift_image(arr, *shift)
+            tensors.append(normalise(arr, self.info))
+        return torch.stack(tensors)
+
+    def _run(self, x: torch.Tensor) -> np.ndarray:
+        import torch
+
+        if self._session is not None:
+            name = self._session.get_inputs()[0].name
+            return np.asarray(self._session.run(None, {name: x.numpy().astype(np.float32)})[0], np.float64)
+        with torch.inference_mode():
+            return self.model.predict_proba(x.to(self.device)).double().cpu().numpy()
+
+
+def _tta_views(info: ModelInfo) -> list[tuple[int, int] | None]:
+    d = max(1, int(round(TTA_SHIFT * info.input_size)))
+    return [None, (d, 0), (-d, 0), (0, d), (0, -d)]
+
+
+def shift_image(arr: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """Shift an image by ``dx`` (right) and ``dy`` (down) pixels, replicating the edges; same shape.
+
+    >>> shift_image(np.array([[1, 2, 3]], np.uint8), 1, 0).tolist()
+    [[1, 1, 2]]
+    """
+    h, w = arr.shape[:2]
+    pad = [(abs(dy), abs(dy)), (abs(dx), abs(dx))] + [(0, 0)] * (arr.ndim - 2)
+    padded = np.pad(arr, pad, mode="edge")
+    y0, x0 = abs(dy) - dy, abs(dx) - dx
+    return padded[y0 : y0 + h, x0 : x0 + w]
+
+
+def _onnx_session(path: Path, run_dir: Path) -> Any:
+    if not path.is_file():
+        raise PredictorError(
+            f"{path}: no ONNX model in this run; run `medxfer export {run_dir} --format onnx` first"
+        )
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def _gradcam(model: Any, x: torch.Tensor, target_class: int) -> np.ndarray:
+    """Grad-CAM of one preprocessed input via :func:`medxfer.evaluate.explain.grad_cam`."""
+    from medxfer.evaluate.explain import grad_cam
+
+    return np.asarray(grad_cam(model, x, target=target_class)[0], dtype=np.float32)
+
+
+def overlay_png(image: np.ndarray, heatmap: np.ndarray, max_side: int = 512) -> bytes:
+    """The heat-map (any size, [0, 1]) blended over the image downsized to ``max_side``; PNG bytes."""
+    from PIL import Image
+
+    from medxfer.evaluate.explain import overlay
+
+    small = Image.fromarray(image)
+    if max(small.size) > max_side:
+        small.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+    return png_bytes(overlay(np.asarray(small), heatmap))
+
+
+def png_bytes(arr: np.ndarray, max_side: int | None = None) -> bytes:
+    """Encode a uint8 array as PNG (optionally downsized so the longer side is at most ``max_side``)."""
+    from PIL import Image
+
+    img = Image.fromarray(arr)
+    if max_side and max(img.size) > max_side:
+        img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- inputs and the predictions table
+
+
+def collect_inputs(inputs: Iterable[str]) -> list[str]:
+    """Expand files, folders (recursive, by image extension), globs and CSV manifests to file paths.
+
+    A ``.csv`` input must have a ``path`` column; relative paths in it are relative to the CSV's folder.
+    Order is kept; duplicates are dropped. Raises FileNotFoundError / ValueError naming the input.
+    """
+    from medxfer.data.images import IMAGE_EXTENSIONS
+
+    seen: dict[str, None] = {}
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise FileNotFoundError(
+                    f"{item}: folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})"
+                )
+            seen.update((str(f), None) for f in found)
+        elif p.is_file() and p.suffix.lower() == ".csv":
+            seen.update((path, None) for path in _csv_paths(p))
+        elif p.is_file():
+            seen[str(p)] = None
+        elif any(c in item for c in "*?["):
+            matches = sorted(glob.glob(item, recursive=True))
+            files = [m for m in matches if Path(m).is_file()]
+            if not files:
+                raise FileNotFoundError(f"{item}: pattern matches no files")
+            seen.update((m, None) for m in files)
+        else:
+            raise FileNotFoundError(f"{item}: no such file, folder or pattern")
+    return list(seen)
+
+
+def _csv_paths(path: Path) -> list[str]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or "path" not in reader.fieldnames:
+            raise ValueError(f"{path}: a CSV input needs a 'path' column; columns are {reader.fieldnames}")
+        rows = [row["path"] for row in reader if row.get("path")]
+    return [str(p if Path(p).is_absolute() else path.parent / p) for p in rows]
+
+
+@dataclass
+class PredictionTable:
+    """Rows of ``medxfer predict`` output (one per input file) and how many failed."""
+
+    class_names: list[str]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def n_failed(self) -> int:
+        return sum(1 for r in self.rows if r["error"])
+
+    def columns(self) -> list[str]:
+        return ["path", "label"] + [f"prob_{c}" for c in self.class_names] + ["threshold", "error"]
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=self.columns(), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        return buf.getvalue()
+
+
+def predict_files(
+    predictor: Predictor,
+    paths: Sequence[str],
+    batch_size: int = 32,
+    tta: bool = False,
+    cam_dir: str | os.PathLike[str] | None = None,
+    on_error: Callable[[str], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> PredictionTable:
+    """Predict every file; unreadable files get an ``error`` entry (and ``on_error(message)``), not an abort.
+
+    ``progress(n)`` is called with the number of files done in each batch. With ``cam_dir`` a Grad-CAM
+    overlay PNG per image is written there (``<stem>_cam.png``, numbered if stems repeat).
+    """
+    from medxfer.data.images import ImageError, read_image
+
+    table = PredictionTable(predictor.class_names)
+    threshold = "" if predictor.threshold is None else f"{predictor.threshold:.6g}"
+    for start in range(0, len(paths), max(1, batch_size)):
+        chunk = paths[start : start + batch_size]
+        images: list[np.ndarray] = []
+        rows: list[dict[str, Any]] = []
+        for path in chunk:
+            row: dict[str, Any] = {"path": path, "label": "", "threshold": threshold, "error": ""}
+            row.update({f"prob_{c}": "" for c in predictor.class_names})
+            try:
+                images.append(read_image(path))
+                rows.append(row)
+            except (ImageError, OSError, ValueError) as exc:
+                row["error"] = str(exc) if isinstance(exc, ImageError) else f"{path}: {exc}"
+                if on_error:
+                    on_error(row["error"])
+            table.rows.append(row)
+        if images:
+            probs = predictor.predict_arrays(images, batch_size=batch_size, tta=tta)
+            for row, p, label in zip(rows, probs, predictor.labels(probs), strict=True):
+                row["label"] = label
+                row.update({f"prob_{c}": f"{v:.6f}" for c, v in zip(predictor.class_names, p, strict=True)})
+            if cam_dir is not None:
+                _write_cams(predictor, rows, images, Path(cam_dir))
+        if progress:
+            progress(len(chunk))
+    return table
+
+
+def _write_cams(
+    predictor: Predictor, rows: list[dict[str, Any]], images: list[np.ndarray], cam_dir: Path
+) -> None:
+    from medxfer.runs import atomic_write_bytes
+
+    cam_dir.mkdir(parents=True, exist_ok=True)
+    for row, img in zip(rows, images, strict=True):
+        target = predictor.class_names.index(row["label"])
+        heat = predictor.cam(img, target)
+        stem, n = Path(row["path"]).stem, 1
+        out = cam_dir / f"{stem}_cam.png"
+        while out.exists():
+            n += 1
+            out = cam_dir / f"{stem}_cam{n}.png"
+        atomic_write_bytes(out, overlay_png(img, heat))

@@ -1,0 +1,264 @@
+"""The web API and page: ``create_app(run_dir)`` returns a FastAPI app serving one run's model.
+
+Endpoints (OpenAPI docs at ``/docs``):
+
+- ``POST /api/predict`` — multipart field ``file`` (PNG, JPEG, TIFF, DICOM); query ``cam=true`` adds a
+  Grad-CAM overlay (``cam_png``, base64 PNG), ``image=true`` the decoded image (``image_png``; lets the
+  page show DICOM files). Returns ``{label, probabilities, threshold, model, [cam_png], [image_png]}``.
+- ``GET /api/health`` — liveness and queue state. ``GET /api/model`` — class names, backbone, metrics.
+- ``GET /`` — the page (``static/``): upload, probability bars, Grad-CAM toggle, research-use notice.
+
+Errors are JSON ``{"detail": "..."}`` a person can read: 413 over the size limit (checked from
+``Content-Length`` and while reading), 415 for something that is not an image, 400 for a damaged
+image or a malformed request, 401 without the bearer token (when one is set: then *every* ``/api``
+route, health included, needs ``Authorization: Bearer <token>``), 503 when the bounded queue is full.
+No stack trace ever reaches the client.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+
+from medxfer.serve.limits import BodySizeLimit, BodyTooLarge, InferencePool, PoolFull
+
+if TYPE_CHECKING:
+    from medxfer.predict import Predictor
+
+STATIC_DIR = Path(__file__).parent / "static"
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+TOKEN_ENV = "MEDXFER_TOKEN"
+MULTIPART_SLACK = 64 * 1024  # multipart headers and boundaries around the file
+log = logging.getLogger("medxfer.serve")
+
+# Leading bytes of the formats read_image understands: a mismatch means "not an image" (415),
+# a match that fails to decode means "damaged image" (400).
+_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM", b"GIF8", b"RIFF")
+
+_PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+class ApiError(Exception):
+    """An error with an HTTP status and a message meant for a person."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def looks_like_image(data: bytes) -> bool:
+    """True when ``data`` starts like PNG, JPEG, TIFF, BMP, GIF or DICOM (``DICM`` at byte 128)."""
+    return data.startswith(_MAGIC) or data[128:132] == b"DICM"
+
+
+def model_summary(predictor: Predictor) -> dict[str, Any]:
+    """What the page and ``/api/model`` show about the model."""
+    info = predictor.info
+    return {
+        "backbone": info.backbone,
+        "weights": info.weights,
+        "classes": list(info.class_names),
+        "input_size": info.input_size,
+        "output": info.output,
+        "threshold": predictor.threshold,
+        "threshold_method": info.threshold_method,
+        "metrics": info.metrics,
+        "engine": predictor.engine,
+        "run": predictor.run_dir.name,
+    }
+
+
+def create_app(
+    run_dir: str | os.PathLike[str],
+    token: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    workers: int = 2,
+    queue: int = 32,
+    engine: str = "torch",
+) -> FastAPI:
+    """Build the app for one run folder; the model is loaded once, here.
+
+    ``token`` (or env ``MEDXFER_TOKEN`` when None) protects every ``/api`` route. ``workers`` threads run
+    inference; ``queue`` more requests may wait; beyond that 503. Memory is bounded by about
+    ``(workers + queue) * max_bytes`` of uploads plus one decoded image per worker.
+
+    Example::
+
+        uvicorn.run(create_app("runs/kermany", token="s3cret"), host="127.0.0.1", port=8000)
+    """
+    from medxfer.predict import Predictor
+
+    predictor = Predictor(run_dir, engine=engine)
+    token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
+    pool = InferencePool(workers=workers, queue=queue)
+    app = FastAPI(
+        title="medxfer",
+        description="Research use only — not for diagnosis. Predictions of one trained medxfer run.",
+        version="1",
+    )
+    app.state.predictor = predictor
+    app.state.pool = pool
+    app.state.max_bytes = max_bytes
+    _add_error_handlers(app)
+    _add_api(app, predictor, pool, token, max_bytes)
+    _add_page(app)
+    app.add_middleware(BodySizeLimit, max_body=max_bytes + MULTIPART_SLACK, limit_text=_mb(max_bytes))
+    app.add_event_handler("shutdown", pool.shutdown)
+    return app
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024 / 1024:g} MB"
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
+    async def api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        fields = ", ".join(".".join(str(p) for p in e.get("loc", ())) for e in getattr(exc, "errors", list)())
+        return JSONResponse({"detail": f"malformed request ({fields or 'parameters'})"}, status_code=400)
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500)
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def _add_api(
+    app: FastAPI, predictor: Predictor, pool: InferencePool, token: str | None, max_bytes: int
+) -> None:
+    from fastapi import APIRouter, Depends
+
+    def check_token(request: Request) -> None:
+        if token is None:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip().encode(), token.encode()):
+            raise ApiError(401, "missing or wrong token: send the header 'Authorization: Bearer <token>'")
+
+    router = APIRouter(prefix="/api", dependencies=[Depends(check_token)])
+
+    @router.get("/health", summary="Liveness and queue state")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "pending": pool.pending, "capacity": pool.capacity, "auth": token is not None}
+
+    @router.get("/model", summary="The served model: classes, backbone, validation metrics")
+    def model() -> dict[str, Any]:
+        return model_summary(predictor)
+
+    @router.post(
+        "/predict", summary="Classify one image (PNG, JPEG, TIFF or DICOM)", openapi_extra=_PREDICT_BODY
+    )
+    async def predict(request: Request, cam: bool = False, image: bool = False) -> dict[str, Any]:
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise ApiError(415, "send the image as multipart/form-data in a field named 'file'")
+        try:
+            pool.acquire()
+        except PoolFull as exc:
+            raise ApiError(503, str(exc)) from exc
+        try:
+            name, data = await _read_upload(request, max_bytes)
+            return await pool.run(_predict_one, predictor, name, data, cam, image)
+        finally:
+            pool.release()
+
+    app.include_router(router)
+
+
+async def _read_upload(request: Request, max_bytes: int) -> tuple[str, bytes]:
+    """The ``file`` field of a multipart form: (file name, bytes), with size and shape checks."""
+    from starlette.datastructures import UploadFile
+
+    try:
+        form = await request.form(max_files=1, max_fields=8)
+    except BodyTooLarge as exc:
+        raise ApiError(413, f"file too large: the limit is {_mb(max_bytes)}") from exc
+    except Exception as exc:  # noqa: BLE001 - a malformed multipart body is the client's error
+        raise ApiError(400, f"could not read the upload as multipart form data: {exc}") from exc
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ApiError(400, "no file: send the image in a multipart field named 'file'")
+        data = await upload.read(max_bytes + 1)
+        name = upload.filename or "upload"
+    finally:
+        await form.close()
+    if len(data) > max_bytes:
+        raise ApiError(413, f"file too large: the limit is {_mb(max_bytes)}")
+    if not data:
+        raise ApiError(400, f"{name}: the file is empty")
+    return name, data
+
+
+def _predict_one(predictor: Predictor, name: str, data: bytes, cam: bool, image: bool) -> dict[str, Any]:
+    """Decode, predict and (optionally) explain one upload; runs on a worker thread."""
+    from medxfer.data.images import ImageError, read_image_bytes
+    from medxfer.predict import PredictorError, overlay_png, png_bytes
+
+    try:
+        img = read_image_bytes(data, name)
+    except ImageError as exc:
+        if looks_like_image(data):
+            raise ApiError(400, f"{name}: damaged or unsupported image ({exc.reason})") from exc
+        raise ApiError(
+            415, f"{name}: not an image this server reads (PNG, JPEG, TIFF, BMP, WebP or DICOM)"
+        ) from exc
+    probs = predictor.predict_arrays([img])[0]
+    label = predictor.labels(probs[None])[0]
+    out: dict[str, Any] = {
+        "file": name,
+        "label": label,
+        "probabilities": {c: float(p) for c, p in zip(predictor.class_names, probs, strict=True)},
+        "threshold": predictor.threshold,
+        "model": model_summary(predictor),
+    }
+    if cam:
+        try:
+            heat = predictor.cam(img, predictor.class_names.index(label))
+        except PredictorError as exc:
+            raise ApiError(400, str(exc)) from exc
+        out["cam_png"] = base64.b64encode(overlay_png(img, heat)).decode("ascii")
+        out["cam_class"] = label
+    if image:
+        out["image_png"] = base64.b64encode(png_bytes(img, max_side=512)).decode("ascii")
+    return out
+
+
+def _add_page(app: FastAPI) -> None:
+    from fastapi.responses import FileResponse
+    from fastapi.staticfiles import StaticFiles
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
