@@ -1,0 +1,34 @@
+"""``medxfer augment``: offline augmentation of a small class into a new folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from medxfer.commands.common import DATA_HELP, fail, load_data
+
+
+def augment(
+    data: list[str] = typer.Argument(..., help=DATA_HELP),
+    class_name: str = typer.Option(..., "--class", help="The class to grow."),
+    to: int = typer.Option(..., "--to", help="Target number of images of that class (originals + copies)."),
+    out: Path = typer.Option(..., "--out", help="New folder for the copies (never inside the source)."),
+    preset: str = typer.Option("medium", help="Augmentation preset: none, light, medium, heavy."),
+    task: str | None = typer.Option(None, help="Label task."),
+    splits: Path | None = typer.Option(None, help="splits.csv: only train images are augmented."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Write augmented copies of a small class (with a manifest keeping patient ids)."""
+    from medxfer.augment import augment_class
+
+    table = load_data(data, task, splits)
+    try:
+        n = augment_class(table, class_name, to, out, preset, seed)
+    except (ValueError, FileExistsError) as exc:
+        fail(str(exc))
+    typer.echo(f"wrote {n} augmented images to {out}/{class_name}; load them with csv:{out}/manifest.csv")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("augment")(augment)

@@ -1,0 +1,111 @@
+"""``medxfer train`` and ``medxfer lr-find``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from medxfer.commands.common import DATA_HELP, fail
+
+
+def _config(
+    config: Path | None,
+    data: list[str] | None,
+    task: str | None,
+    splits: Path | None,
+    backbone: str | None,
+    weights: str | None,
+    sets: list[str] | None,
+    scale: dict,
+):  # noqa: ANN202
+    from medxfer.config import ConfigError, load_config
+
+    overrides = list(sets or [])
+    if data:
+        overrides.append(f"data.specs={data!r}")
+    for key, value in (
+        ("data.task", task),
+        ("data.splits", splits),
+        ("model.backbone", backbone),
+        ("model.weights", weights),
+    ):
+        if value is not None:
+            overrides.append(f"{key}={str(value)!r}" if key != "model.weights" else f"{key}={value}")
+    for key, value in scale.items():
+        if value is not None:
+            overrides.append(f"train.{key}={value}")
+    try:
+        return load_config(config, overrides)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def train(
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML recipe (see configs/)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Run folder to create, e.g. runs/NAME."),
+    data: list[str] | None = typer.Option(None, "--data", "-d", help=DATA_HELP),
+    task: str | None = typer.Option(None, help="Label task, e.g. kermany-binary, covid-3class."),
+    splits: Path | None = typer.Option(None, help="Use this splits.csv instead of making one."),
+    backbone: str | None = typer.Option(None, help="Backbone (see `medxfer models`)."),
+    weights: str | None = typer.Option(None, help="imagenet | packaged | file:PATH | none."),
+    sets: list[str] | None = typer.Option(
+        None, "--set", help="Override a config key: --set train.batch_size=16"
+    ),
+    resume: Path | None = typer.Option(None, help="Continue the killed run in this folder."),
+    overwrite: bool = typer.Option(False, help="Replace the run already in --out."),
+    devices: str | None = typer.Option(None, help="Lightning devices (e.g. 2)."),
+    strategy: str | None = typer.Option(None, help="Lightning strategy (e.g. ddp)."),
+    num_nodes: int | None = typer.Option(None, help="Lightning num_nodes."),
+    accelerator: str | None = typer.Option(None, help="cpu | gpu | auto."),
+    quiet: bool = typer.Option(False, help="No progress bar."),
+) -> None:
+    """Train a classifier in stages (frozen backbone, then fine-tuning) into a run folder."""
+    from medxfer.data.datasets import DatasetError
+    from medxfer.data.images import ImageError
+    from medxfer.train.runner import RunExistsError, train_run
+
+    if resume is None and out is None:
+        fail("give --out runs/NAME (or --resume runs/NAME to continue a run)")
+    scale = {"devices": devices, "strategy": strategy, "num_nodes": num_nodes, "accelerator": accelerator}
+    cfg = None if resume else _config(config, data, task, splits, backbone, weights, sets, scale)
+    try:
+        result = train_run(
+            cfg, resume or out, resume=resume is not None, overwrite=overwrite, progress=not quiet
+        )
+    except (RunExistsError, DatasetError, ImageError, FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    typer.echo(
+        f"run folder: {result.run_dir}  ({result.seconds:.0f} s, {result.images_per_second:.1f} img/s)"
+    )
+
+
+def lr_find(
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML recipe."),
+    out: Path = typer.Option(Path("lr_find.png"), "--out", "-o", help="Plot file to write."),
+    data: list[str] | None = typer.Option(None, "--data", "-d", help=DATA_HELP),
+    task: str | None = typer.Option(None, help="Label task."),
+    splits: Path | None = typer.Option(None, help="splits.csv to use."),
+    sets: list[str] | None = typer.Option(None, "--set", help="Override a config key."),
+    stage: int = typer.Option(0, help="Which stage's trainable set to test."),
+) -> None:
+    """LR range test for one stage of a recipe: saves the loss-vs-rate plot, prints the suggestion."""
+    import tempfile
+
+    from medxfer.train.fit import setup
+    from medxfer.train.lr_find import lr_range_test
+    from medxfer.train.runner import resolve_data
+
+    cfg = _config(config, data, task, splits, None, None, sets, {})
+    with tempfile.TemporaryDirectory() as tmp:
+        table = resolve_data(cfg, Path(tmp), resume=False)
+    s = setup(cfg, table)
+    if cfg.stages[stage].trainable != "head":  # a stage that trains the backbone needs image batches
+        s.data.stage_mode = lambda epoch: ("images", cfg.stages[stage].augment or cfg.train.augment, -1)
+    result = lr_range_test(s.module, s.data, cfg.stages[stage], out)
+    typer.echo(f"suggested lr: {result['suggestion']:.2e}  (plot: {out})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+    app.command("lr-find")(lr_find)

@@ -1,0 +1,248 @@
+"""The Lightning part of a training run: model, data, callbacks, loggers, fit, and the outputs."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medxfer.config import TrainConfig
+from medxfer.runs import ModelInfo, atomic_write_text, save_model
+
+
+def _threads(cfg: TrainConfig) -> None:
+    import torch
+
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+
+
+def _stage_mode(cfg: TrainConfig):  # noqa: ANN202
+    """epoch -> (batch kind, augmentation, backbone version) for the data module."""
+    from medxfer.train.stages import stage_at_epoch
+
+    def mode(epoch: int) -> tuple[str, Any, int]:
+        pos = stage_at_epoch(cfg.stages, epoch)
+        augment = pos.stage.augment if pos.stage.augment is not None else cfg.train.augment
+        from medxfer.data.transforms import get_augment
+
+        # The backbone changes only in stages that train it: its "version" is the last such stage before.
+        version = max([i for i, s in enumerate(cfg.stages[: pos.index]) if s.trainable != "head"], default=-1)
+        frozen = pos.stage.trainable == "head"
+        if frozen and cfg.train.feature_cache and get_augment(augment).is_identity():
+            return "embeddings", None, version
+        return "images", augment, version
+
+    return mode
+
+
+def _steps_per_epoch(cfg: TrainConfig, n_train: int, world: int) -> dict[int, int]:
+    per = math.ceil(n_train / max(world, 1) / cfg.train.batch_size)
+    if cfg.train.max_batches_per_epoch:
+        per = min(per, cfg.train.max_batches_per_epoch)
+    return {i: per for i in range(len(cfg.stages))}
+
+
+def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, progress: bool):  # noqa: ANN202
+    import lightning as L
+    import torch
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    on_gpu = cfg.train.accelerator in ("gpu", "cuda") or (
+        cfg.train.accelerator == "auto" and torch.cuda.is_available()
+    )
+    precision = cfg.train.precision or ("16-mixed" if on_gpu else "32-true")
+    if progress:
+        from lightning.pytorch.callbacks import TQDMProgressBar
+
+        callbacks = [*callbacks, TQDMProgressBar(refresh_rate=5)]
+    return L.Trainer(
+        max_epochs=cfg.total_epochs,
+        accelerator=cfg.train.accelerator,
+        devices=cfg.train.devices,
+        strategy=cfg.train.strategy,
+        num_nodes=cfg.train.num_nodes,
+        precision=precision,
+        callbacks=callbacks,
+        logger=[
+            TensorBoardLogger(str(run_dir), name="tb", version=""),
+            CSVLogger(str(run_dir), name="logs", version=""),
+        ],
+        default_root_dir=str(run_dir),
+        reload_dataloaders_every_n_epochs=1,
+        num_sanity_val_steps=0,
+        gradient_clip_val=cfg.train.grad_clip,
+        limit_train_batches=cfg.train.max_batches_per_epoch or 1.0,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        log_every_n_steps=5,
+        deterministic=False,
+    )
+
+
+def _load(cfg: TrainConfig, table, info: ModelInfo, split: str, rows=None):  # noqa: ANN001, ANN202
+    from medxfer.data.cache import load_prepared
+
+    rows = rows if rows is not None else table.table[table.table["split"] == split]
+    x = load_prepared(list(rows["path"]), info.input_size, info.channels, info.mask_boxes, desc=split)
+    return x, rows["label"].to_numpy(dtype=np.int64)
+
+
+@dataclass
+class Setup:
+    """What a fit (or an LR range test) needs, built from a config and a dataset table."""
+
+    info: ModelInfo
+    module: Any
+    data: Any
+    n_train: int
+
+
+def setup(cfg: TrainConfig, table, resume: bool = False) -> Setup:  # noqa: ANN001
+    """Seed, resolve channels and preprocessing, build the model (+ weights), decode images once."""
+    import lightning as L
+
+    from medxfer.data.cache import detect_channels
+    from medxfer.models.backbones import build_model
+    from medxfer.models.weights import load_weights
+    from medxfer.train.data import RunData
+    from medxfer.train.module import ClassifierModule
+    from medxfer.train.runner import build_info, class_weights, limit_train
+
+    _threads(cfg)
+    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    train_rows = limit_train(table, cfg.data.limit_per_class, cfg.data.seed)
+    if (table.table["split"] == "val").sum() == 0:
+        raise ValueError("no validation images: set data.val > 0 or give a splits file with a val split")
+    channels = cfg.data.channels if cfg.data.channels != "auto" else detect_channels(list(train_rows["path"]))
+    info = build_info(cfg, table.class_names, channels)
+    model = build_model(info.backbone, info.num_classes, weights="none", head=info.head, output=info.output)
+    if not resume:  # a resumed run gets its weights from the checkpoint
+        load_weights(model, info.backbone, cfg.model.weights)
+    train = _load(cfg, table, info, "train", train_rows)
+    val = _load(cfg, table, info, "val")
+    weights = class_weights(train[1], info.num_classes) if cfg.train.imbalance == "class_weights" else None
+    module = ClassifierModule(model, cfg, weights)
+    data = RunData(
+        train,
+        val,
+        info,
+        cfg.train.batch_size,
+        cfg.train.seed,
+        cfg.train.imbalance == "balanced_sampler",
+        cfg.train.num_workers,
+        _stage_mode(cfg),
+    )
+    data.model = model
+    return Setup(info, module, data, len(train[1]))
+
+
+def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=None, progress: bool = True):  # noqa: ANN001, ANN201
+    """Build everything, run ``Trainer.fit`` over all stages, and write the model and its summary."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from medxfer.train.callbacks import EpochHook, History, LastStageEarlyStopping
+    from medxfer.train.module import StageCallback
+    from medxfer.train.runner import TrainResult
+
+    s = setup(cfg, table, resume)
+    _resolve_auto_lr(cfg, s.data, s.module, run_dir)
+    monitor, mode = cfg.train.monitor, "min" if cfg.train.monitor == "val_loss" else "max"
+    best_ckpt = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="best",
+        monitor=monitor,
+        mode=mode,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    callbacks: list = [
+        StageCallback(cfg, _steps_per_epoch(cfg, s.n_train, 1)),
+        History(run_dir, cfg.stages),
+        best_ckpt,
+    ]
+    if cfg.train.early_stopping_patience:
+        callbacks.append(
+            LastStageEarlyStopping(
+                cfg.stages, monitor=monitor, mode=mode, patience=cfg.train.early_stopping_patience
+            )
+        )
+    if epoch_callback is not None:
+        callbacks.append(EpochHook(epoch_callback))
+    trainer = _trainer(cfg, run_dir, callbacks, progress)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    t0 = time.perf_counter()
+    trainer.fit(s.module, datamodule=s.data, ckpt_path=str(last) if resume and last.exists() else None)
+    elapsed = time.perf_counter() - t0
+    if not trainer.is_global_zero:
+        return TrainResult(run_dir, float("nan"))
+    return _finish(cfg, trainer, best_ckpt, s.module, s.info, run_dir, s.n_train, elapsed)
+
+
+def _finish(cfg, trainer, best_ckpt, module, info: ModelInfo, run_dir: Path, n_train: int, elapsed: float):  # noqa: ANN001, ANN202
+    """Best checkpoint -> model.safetensors + model.json; train_summary.json; printed paths."""
+    import torch
+
+    from medxfer.train.runner import TrainResult
+
+    history = next(cb for cb in trainer.callbacks if type(cb).__name__ == "History").rows
+    if best_ckpt.best_model_path:
+        state = torch.load(best_ckpt.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state)
+    best_epoch = _best_row(history, cfg.train.monitor)
+    info.metrics = {k: v for k, v in best_epoch.items() if k.startswith("val_")} if best_epoch else {}
+    info.extra = {"best_epoch": best_epoch.get("epoch") if best_epoch else None, "config_name": cfg.name}
+    save_model(run_dir, module.model.cpu(), info)
+    image_epochs = sum(1 for r in history if _stage_mode(cfg)(r["epoch"] - 1)[0] == "images")
+    params = sum(p.numel() for p in module.model.parameters())
+    summary = {
+        "best_metric": float(best_ckpt.best_model_score) if best_ckpt.best_model_score is not None else None,
+        "monitor": cfg.train.monitor,
+        "best_epoch": info.extra["best_epoch"],
+        "epochs": len(history),
+        "fit_seconds": round(elapsed, 1),
+        "images_per_second": round(n_train * max(image_epochs, 1) / max(elapsed, 1e-9), 2),
+        "params": params,
+        "backbone": info.backbone,
+        "weights": info.weights,
+        "input_size": info.input_size,
+        "val_metrics": info.metrics,
+    }
+    atomic_write_text(run_dir / "train_summary.json", json.dumps(summary, indent=2))
+    print(
+        f"model: {run_dir / 'model.safetensors'} (+ model.json)\ncurves: {run_dir / 'curves.png'}\n"
+        f"metrics: {run_dir / 'metrics.csv'}\ntensorboard: tensorboard --logdir {run_dir / 'tb'}\n"
+        f"best {cfg.train.monitor}: {summary['best_metric']}"
+    )
+    return TrainResult(
+        run_dir, summary["best_metric"] or float("nan"), info.metrics, elapsed, summary["images_per_second"]
+    )
+
+
+def _best_row(history: list[dict], monitor: str) -> dict | None:
+    rows = [r for r in history if not math.isnan(r.get(monitor, math.nan))]
+    if not rows:
+        return None
+    return (min if monitor == "val_loss" else max)(rows, key=lambda r: r[monitor])
+
+
+def _resolve_auto_lr(cfg: TrainConfig, data, module, run_dir: Path) -> None:  # noqa: ANN001
+    """``lr: auto`` on the first stage: LR range test on its batches, plot saved, rate stored."""
+    stage = cfg.stages[0]
+    for i, s in enumerate(cfg.stages[1:], 1):
+        if s.lr == "auto":
+            raise ValueError(f"stages[{i}].lr=auto: only the first stage can use lr: auto")
+    if stage.lr != "auto":
+        return
+    from medxfer.config import save_config
+    from medxfer.train.lr_find import lr_range_test
+
+    result = lr_range_test(module, data, stage, run_dir / "lr_find.png")
+    stage.lr = float(result["suggestion"])
+    print(f"lr: auto -> {stage.lr:.2e} (plot: {run_dir / 'lr_find.png'})")
+    save_config(cfg, run_dir / "config.yaml")

@@ -1,0 +1,162 @@
+"""The LightningModule: loss, metrics and optimizer around a medxfer :class:`Classifier`.
+
+Batches are either images ``(B, 3, S, S)`` or cached embeddings ``(B, F)``; embeddings skip the
+backbone (head-only stages). Learning rates are set per step by :class:`StageCallback`.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+
+from medxfer.config import TrainConfig
+from medxfer.train.stages import (
+    apply_trainable,
+    group_base_lrs,
+    param_groups,
+    schedule_factor,
+    set_lrs,
+    stage_at_epoch,
+)
+
+
+def epoch_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """Accuracy, macro F1 and (macro one-vs-rest) ROC AUC of one epoch's predictions."""
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    pred = proba.argmax(1)
+    out = {"acc": float((pred == y).mean()), "f1": float(f1_score(y, pred, average="macro", zero_division=0))}
+    present = np.unique(y)
+    try:
+        if proba.shape[1] == 2:
+            out["auc"] = float(roc_auc_score(y, proba[:, 1])) if len(present) == 2 else float("nan")
+        else:
+            out["auc"] = float(
+                roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=np.arange(proba.shape[1]))
+            )
+    except ValueError:
+        out["auc"] = float("nan")
+    return out
+
+
+class ClassifierModule(L.LightningModule):
+    """Trains ``model`` with the loss and optimizer of ``cfg``."""
+
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, class_weights: torch.Tensor | None = None):
+        super().__init__()
+        self.model, self.cfg = model, cfg
+        self.register_buffer("class_weights", class_weights if class_weights is not None else torch.empty(0))
+        self._outputs: dict[str, list] = {"train": [], "val": []}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.head(x) if x.ndim == 2 else self.model(x)
+
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        weight = self.class_weights if self.class_weights.numel() else None
+        smoothing = self.cfg.train.label_smoothing
+        if self.model.output == "sigmoid":
+            target = y.float() * (1 - smoothing) + 0.5 * smoothing
+            pos_weight = weight[1] / weight[0] if weight is not None else None
+            return F.binary_cross_entropy_with_logits(logits.squeeze(1), target, pos_weight=pos_weight)
+        return F.cross_entropy(logits, y, weight=weight, label_smoothing=smoothing)
+
+    def _proba(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.model.output == "sigmoid":
+            p = torch.sigmoid(logits.squeeze(1))
+            return torch.stack([1 - p, p], dim=1)
+        return logits.softmax(dim=1)
+
+    def _step(self, batch, split: str) -> torch.Tensor:  # noqa: ANN001
+        x, y = batch
+        logits = self(x)
+        loss = self._loss(logits, y)
+        self._outputs[split].append(
+            (y.detach().cpu(), self._proba(logits.detach().float()).cpu(), loss.detach())
+        )
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:  # noqa: ANN001
+        loss = self._step(batch, "train")
+        self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(batch[1]))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:  # noqa: ANN001
+        self._step(batch, "val")
+
+    def _epoch_end(self, split: str) -> None:
+        outs = self._outputs[split]
+        if not outs:
+            return
+        y = torch.cat([o[0] for o in outs]).numpy()
+        proba = torch.cat([o[1] for o in outs]).numpy()
+        sizes = torch.tensor([len(o[0]) for o in outs], dtype=torch.float32)
+        losses = torch.stack([o[2].float().cpu() for o in outs])
+        metrics = {"loss": float((losses * sizes).sum() / sizes.sum()), **epoch_metrics(y, proba)}
+        sync = self.trainer.world_size > 1
+        for name, value in metrics.items():
+            self.log(f"{split}_{name}", value, prog_bar=split == "val", sync_dist=sync)
+        self._outputs[split] = []
+
+    # Callbacks' epoch-end hooks run before the module's: train metrics are logged when validation
+    # starts (the epoch's training batches are all done by then) so History sees both splits.
+    def on_validation_epoch_start(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._epoch_end("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._epoch_end("val")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        opts = self.cfg.train
+        groups = param_groups(self.model)
+        if opts.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=1e-3, momentum=opts.momentum, weight_decay=opts.weight_decay)
+        cls = torch.optim.AdamW if opts.optimizer == "adamw" else torch.optim.Adam
+        return cls(groups, lr=1e-3, weight_decay=opts.weight_decay)
+
+    # A resumed run must draw the same dropout masks as an uninterrupted one.
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["medxfer_torch_rng"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "medxfer_torch_rng" in checkpoint:
+            torch.set_rng_state(checkpoint["medxfer_torch_rng"])
+
+
+class StageCallback(Callback):
+    """Applies the stage of each epoch: trainable parameters, frozen BatchNorm, per-step LR schedule."""
+
+    def __init__(self, cfg: TrainConfig, steps_per_epoch: dict[int, int]):
+        self.cfg = cfg
+        self.steps_per_epoch = steps_per_epoch  # stage index -> optimizer steps per epoch
+        self.frozen = False
+
+    def _position(self, trainer: L.Trainer):  # noqa: ANN202
+        return stage_at_epoch(self.cfg.stages, trainer.current_epoch)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: ClassifierModule) -> None:
+        pos = self._position(trainer)
+        self.frozen = apply_trainable(pl_module.model, pos.stage)
+        if pos.epoch_in_stage == 0:
+            trainer.print(
+                f"stage {pos.index + 1}/{len(self.cfg.stages)} '{pos.stage.name}': "
+                f"trainable={pos.stage.trainable} lr={pos.stage.lr} epochs={pos.stage.epochs}"
+            )
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: ClassifierModule, batch, batch_idx: int
+    ) -> None:  # noqa: ANN001
+        if self.frozen:  # frozen backbone: BatchNorm statistics stay those of the pretrained weights
+            pl_module.model.backbone.eval()
+        pos = self._position(trainer)
+        per_epoch = self.steps_per_epoch[pos.index]
+        step = pos.epoch_in_stage * per_epoch + batch_idx
+        optimizer = trainer.optimizers[0]
+        base = group_base_lrs(pos.stage, len(optimizer.param_groups), float(pos.stage.lr))
+        factor = schedule_factor(
+            self.cfg.train.scheduler, step, per_epoch * pos.stage.epochs, self.cfg.train.warmup_fraction
+        )
+        set_lrs(optimizer, base, factor)

@@ -1,0 +1,140 @@
+"""``medxfer train``: from a config to a run folder.
+
+Steps: resolve data and splits -> build the model and its preprocessing -> decode images once
+(cache) -> Lightning fit over the configured stages -> best weights into ``model.safetensors`` +
+``model.json`` -> ``train_summary.json``. A killed run continues with ``resume=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medxfer.config import TrainConfig, load_config, save_config
+from medxfer.runs import MODEL_JSON, ModelInfo, atomic_write_text
+
+
+class RunExistsError(FileExistsError):
+    """The output folder already holds a run and neither resume nor overwrite was asked for."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_metric: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    images_per_second: float = 0.0
+
+
+def prepare_run_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to clobber another run; never delete anything (overwrite only replaces our own files)."""
+    if resume:
+        if not (out_dir / "config.yaml").is_file():
+            raise FileNotFoundError(f"{out_dir}: nothing to resume (no config.yaml)")
+        return
+    busy = out_dir.exists() and any(
+        (out_dir / n).exists() for n in ("config.yaml", MODEL_JSON, "checkpoints")
+    )
+    if busy and not overwrite:
+        raise RunExistsError(
+            f"{out_dir} already holds a run; use --resume to continue it, --overwrite to replace it, "
+            "or choose another --out"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def resolve_data(cfg: TrainConfig, run_dir: Path, resume: bool):  # noqa: ANN201
+    """Load the datasets, apply or make the patient-grouped split, write ``splits.csv``."""
+    from medxfer.data.datasets import load_datasets
+    from medxfer.data.splits import apply_splits, assign_splits, save_splits
+
+    if not cfg.data.specs:
+        raise ValueError("config: data.specs is empty; give at least one LAYOUT:PATH dataset")
+    table = load_datasets(cfg.data.specs, task=cfg.data.task, label_map=cfg.data.label_map)
+    splits = run_dir / "splits.csv" if resume else cfg.data.splits
+    if splits:
+        table = apply_splits(table, splits)
+    else:
+        table = assign_splits(table, val=cfg.data.val, test=cfg.data.test, seed=cfg.data.seed)
+    if not resume:
+        save_splits(table, run_dir / "splits.csv")
+    return table
+
+
+def limit_train(table, limit: int | None, seed: int):  # noqa: ANN001, ANN201
+    """Rows of the train split, at most ``limit`` per class (a seeded, patient-agnostic sample)."""
+    train = table.table[table.table["split"] == "train"]
+    if limit:
+        train = train.groupby("label", group_keys=False).apply(
+            lambda g: g.sample(n=min(limit, len(g)), random_state=seed)
+        )
+    return train.sort_values("path")
+
+
+def build_info(cfg: TrainConfig, class_names: list[str], channels: str) -> ModelInfo:
+    """Preprocessing that travels with the weights (size, mean, std) + the task, as ``model.json``."""
+    from medxfer.models.backbones import get_spec
+
+    size, mean, std = get_spec(cfg.model.backbone).preprocess(cfg.model.weights)
+    return ModelInfo(
+        class_names=list(class_names),
+        backbone=cfg.model.backbone,
+        weights=cfg.model.weights,
+        input_size=int(cfg.model.input_size or size),
+        mean=tuple(mean),
+        std=tuple(std),
+        channels=channels,
+        head=dict(cfg.model.head),
+        output=cfg.model.output,
+        mask_boxes=[list(b) for b in cfg.data.mask_boxes],
+    )
+
+
+def class_weights(labels: np.ndarray, n: int):  # noqa: ANN201
+    """Inverse-frequency class weights, mean 1 (absent classes get weight 0)."""
+    import torch
+
+    counts = np.bincount(labels, minlength=n).astype(np.float64)
+    w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n, 0.0)
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def train_run(
+    config: TrainConfig | None,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    epoch_callback: Any = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``config`` into ``out_dir`` (see module docstring); ``resume`` continues a killed run
+    from ``out_dir/checkpoints/last.ckpt`` with the config saved in the run.
+
+    Example::
+
+        result = train_run(load_config("configs/kermany-binary.yaml"), "runs/kermany")
+    """
+    from medxfer.train.fit import fit
+
+    run_dir = Path(out_dir)
+    prepare_run_dir(run_dir, resume, overwrite)
+    cfg = load_config(run_dir / "config.yaml") if resume else config
+    if cfg is None:
+        raise ValueError("train_run needs a config unless resume=True")
+    table = resolve_data(cfg, run_dir, resume)
+    if not resume:
+        save_config(cfg, run_dir / "config.yaml")
+    start = time.perf_counter()
+    result = fit(cfg, table, run_dir, resume=resume, epoch_callback=epoch_callback, progress=progress)
+    result.seconds = time.perf_counter() - start
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    summary["seconds"] = round(result.seconds, 1)
+    atomic_write_text(run_dir / "train_summary.json", json.dumps(summary, indent=2))
+    return result
