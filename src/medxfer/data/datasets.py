@@ -141,7 +141,7 @@ def load_dataset(spec: str) -> pd.DataFrame:
     frame = get_layout(layout)(path, options)
     if frame.empty:
         raise DatasetError(f"{path}: no images found (layout {layout})")
-    return frame
+    return frame.sort_values("path", kind="stable").reset_index(drop=True)
 
 
 def _mapping(task: str | None, label_map: dict[str, str | None] | None) -> tuple[dict, Task | None]:
