@@ -1,0 +1,325 @@
+"""``evaluate_run``: judge a run folder on a labelled image table and write ``RUN/eval/<name>/``.
+
+Output files: ``metrics.json`` (all metrics with 95% bootstrap CIs; binary: at the model.json threshold
+and at 0.5), ``predictions.csv``, ``confusion_matrix.png``, ``roc.png``, ``pr.png``, ``reliability.png``,
+``curves.png`` (copied from the run), ``worst.png`` (highest-loss images with Grad-CAM), ``report.html``
+(self-contained) and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from medxfer.evaluate import metrics as M
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from medxfer.data.datasets import ImageTable
+    from medxfer.runs import ModelInfo
+
+
+def model_labels(table: ImageTable, class_names: list[str]) -> np.ndarray:
+    """Labels of ``table`` as indices into the model's ``class_names`` (matched by name)."""
+    index = {name: k for k, name in enumerate(class_names)}
+    unknown = sorted(set(table.table["label_name"]) - set(index))
+    if unknown:
+        raise ValueError(
+            f"labels {unknown} are not classes of the model ({', '.join(class_names)}); "
+            "load the data with the run's task (--task)"
+        )
+    return table.table["label_name"].map(index).to_numpy(dtype=int)
+
+
+def select_split(table: ImageTable, split: str | None) -> ImageTable:
+    """The rows of ``split`` (None: all rows); raises ValueError naming the splits present if empty."""
+    if split is None:
+        return table
+    sub = table.subset(split)
+    if len(sub) == 0:
+        present = sorted(set(table.table["split"].replace("", "(none)")))
+        raise ValueError(
+            f"no images in split {split!r}; splits present: {', '.join(present)} (use --splits FILE)"
+        )
+    return sub
+
+
+def evaluate_predictions(
+    y: np.ndarray,
+    proba: np.ndarray,
+    class_names: list[str],
+    groups: np.ndarray | None,
+    threshold: float | None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """``{"metrics": classification_metrics, "ci": bootstrap CIs of every scalar}`` for one decision rule."""
+    from medxfer.evaluate.bootstrap import bootstrap_ci
+
+    def fn(yy: np.ndarray, pp: np.ndarray) -> dict[str, float | None]:
+        return M.scalar_metrics(M.classification_metrics(yy, pp, class_names, threshold))
+
+    return {
+        "metrics": M.classification_metrics(y, proba, class_names, threshold),
+        "ci": bootstrap_ci(fn, y, proba, groups=groups, n_boot=n_boot, seed=seed),
+    }
+
+
+def build_result(
+    y: np.ndarray, proba: np.ndarray, info: ModelInfo, patient_ids: np.ndarray, n_boot: int, seed: int
+) -> dict[str, Any]:
+    """The ``metrics.json`` content: main rule (model threshold for binary), and 0.5 for binary."""
+    names = list(info.class_names)
+    n_patients = len(set(patient_ids.tolist()))
+    unit = "patient" if n_patients < len(y) else "image"
+    binary = len(names) == 2
+    threshold = float(info.threshold) if binary else None
+    result: dict[str, Any] = {
+        "class_names": names,
+        "n_images": int(len(y)),
+        "n_patients": n_patients,
+        "bootstrap": {"n_boot": n_boot, "seed": seed, "level": 0.95, "unit": unit, "method": "percentile"},
+        "rule": f"threshold {threshold:.4g} ({info.threshold_method})" if binary else "argmax",
+        "threshold": threshold,
+        "threshold_method": info.threshold_method if binary else None,
+    }
+    result.update(evaluate_predictions(y, proba, names, patient_ids, threshold, n_boot, seed))
+    if binary:
+        result["at_0.5"] = evaluate_predictions(y, proba, names, patient_ids, 0.5, n_boot, seed)
+    return result
+
+
+def write_predictions(
+    path: Path, table: ImageTable, y: np.ndarray, pred: np.ndarray, proba: np.ndarray, class_names: list[str]
+) -> None:
+    """``predictions.csv``: path, patient_id, true, pred, ``p_<class>`` per class."""
+    import pandas as pd
+
+    from medxfer.runs import atomic_write_text
+
+    df = pd.DataFrame(
+        {
+            "path": table.table["path"].to_numpy(),
+            "patient_id": table.table["patient_id"].to_numpy(),
+            "true": [class_names[i] for i in y],
+            "pred": [class_names[i] for i in pred],
+        }
+    )
+    for k, name in enumerate(class_names):
+        df[f"p_{name}"] = np.round(proba[:, k], 6)
+    atomic_write_text(path, df.to_csv(index=False))
+
+
+def make_figures(out: Path, run_dir: Path, y: np.ndarray, proba: np.ndarray, result: dict[str, Any]) -> list:
+    """Draw the standard pictures into ``out``; returns ``[(caption, file name)]``."""
+    from medxfer.evaluate import plots
+
+    names = result["class_names"]
+    cm = np.asarray(result["metrics"]["confusion_matrix"])
+    figures = [
+        (
+            f"Confusion matrix ({result['rule']})",
+            Path(plots.plot_confusion(cm, names, out / "confusion_matrix.png")),
+        ),
+        ("ROC curves", Path(plots.plot_roc(y, proba, names, out / "roc.png"))),
+        ("Precision-recall curves", Path(plots.plot_pr(y, proba, names, out / "pr.png"))),
+        ("Reliability diagram", Path(plots.plot_reliability(y, proba, out / "reliability.png"))),
+    ]
+    curves = run_dir / "curves.png"
+    if curves.is_file():
+        shutil.copyfile(curves, out / "curves.png")
+        figures.append(("Training curves (from the run)", out / "curves.png"))
+    return [(cap, p.name) for cap, p in figures]
+
+
+def worst_cases(
+    model: nn.Module,
+    info: ModelInfo,
+    table: ImageTable,
+    y: np.ndarray,
+    proba: np.ndarray,
+    pred: np.ndarray,
+    n: int,
+    out: Path,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The ``n`` highest-loss images: rows for the report and ``worst.png`` (image + Grad-CAM of the
+    predicted class, i.e. what drove the wrong call)."""
+    from medxfer.data.transforms import batch_input
+    from medxfer.evaluate.explain import grad_cam, overlay
+    from medxfer.evaluate.plots import plot_gallery
+    from medxfer.evaluate.predict import read_images
+
+    if n <= 0 or len(y) == 0:
+        return [], None
+    loss = M.sample_log_loss(y, proba)
+    idx = np.argsort(-loss, kind="mergesort")[:n]
+    paths = [str(table.table["path"].iloc[i]) for i in idx]
+    images = read_images(paths)
+    cams = np.concatenate(
+        [
+            grad_cam(
+                model, batch_input(images[s : s + 8], info), target=[int(pred[i]) for i in idx[s : s + 8]]
+            )
+            for s in range(0, len(idx), 8)
+        ]
+    )
+    names = info.class_names
+    rows, items = [], []
+    for j, i in enumerate(idx):
+        row = {
+            "file": Path(paths[j]).name,
+            "true": names[y[i]],
+            "pred": names[pred[i]],
+            "p_true": float(proba[i, y[i]]),
+            "p_pred": float(proba[i, pred[i]]),
+            "loss": float(loss[i]),
+        }
+        rows.append(row)
+        title = (
+            f"{row['file']}\ntrue {row['true']} P={row['p_true']:.2f}\n"
+            f"pred {row['pred']} P={row['p_pred']:.2f}  loss {row['loss']:.2f}"
+        )
+        items.append(
+            {
+                "image": images[j],
+                "overlay": overlay(images[j], cams[j]),
+                "title": title,
+                "overlay_title": f"Grad-CAM: {row['pred']}",
+            }
+        )
+    return rows, Path(plot_gallery(items, out / "worst.png")).name
+
+
+def data_counts(table: ImageTable) -> dict[str, dict[str, int]]:
+    """Images per class, per source, and patients per class of the evaluated table."""
+    df = table.table
+    return {
+        "images per class": {str(k): int(v) for k, v in df["label_name"].value_counts().sort_index().items()},
+        "patients per class": {
+            str(k): int(v) for k, v in df.groupby("label_name")["patient_id"].nunique().sort_index().items()
+        },
+        "images per source and class": {
+            f"{s} / {c}": int(v)
+            for (s, c), v in df.groupby(["source", "label_name"]).size().sort_index().items()
+        },
+    }
+
+
+def check_warnings(run_dir: Path) -> list[str]:
+    """Every list under a ``warnings`` key of ``RUN/check.json`` (incl. shortcut_probe), as text."""
+    path = run_dir / "check.json"
+    if not path.is_file():
+        return ["no check.json in the run: `medxfer check` was not run on this data"]
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "warnings" and isinstance(value, list):
+                    found.extend(
+                        w.get("message", json.dumps(w)) if isinstance(w, dict) else str(w) for w in value
+                    )
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    try:
+        walk(json.loads(path.read_text()))
+    except json.JSONDecodeError as exc:
+        return [f"{path}: unreadable ({exc})"]
+    return found
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike[str],
+    table: ImageTable,
+    split: str | None = "test",
+    name: str | None = None,
+    tta: bool = False,
+    worst: int = 12,
+    batch_size: int = 32,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Evaluate the model of ``run_dir`` on the rows of ``split`` of ``table`` into ``RUN/eval/<name>/``.
+
+    ``name`` defaults to the split (``all`` for None) plus ``-tta``. Returns the ``metrics.json`` dict,
+    with ``eval_dir`` and ``report`` (path of report.html) added.
+
+    Example::
+
+        table = apply_splits(load_datasets(["kermany:data"]), "runs/demo/splits.csv")
+        result = evaluate_run("runs/demo", table, split="test")
+    """
+    from medxfer.evaluate.predict import predict_paths
+    from medxfer.evaluate.report import write_reports
+    from medxfer.runs import atomic_write_text, load_model
+
+    run = Path(run_dir)
+    model, info = load_model(run)
+    sub = select_split(table, split)
+    name = name or f"{split or 'all'}{'-tta' if tta else ''}"
+    out = run / "eval" / name
+    out.mkdir(parents=True, exist_ok=True)
+    y = model_labels(sub, list(info.class_names))
+    proba = predict_paths(model, info, sub.table["path"].astype(str).tolist(), batch_size=batch_size, tta=tta)
+    result = build_result(y, proba, info, sub.table["patient_id"].astype(str).to_numpy(), n_boot, seed)
+    result.update({"run": str(run), "name": name, "split": split, "tta": tta})
+    pred = M.predict(proba, result["threshold"])
+    write_predictions(out / "predictions.csv", sub, y, pred, proba, list(info.class_names))
+    atomic_write_text(out / "metrics.json", json.dumps(result, indent=2))
+    rows, gallery = worst_cases(model, info, sub, y, proba, pred, worst, out)
+    config = run / "config.yaml"
+    ctx = {
+        "title": f"medxfer evaluation: {run.name} / {name}",
+        "run_dir": str(run),
+        "name": name,
+        "split": split or "all",
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),  # noqa: UP017
+        "result": result,
+        "figures": make_figures(out, run, y, proba, result),
+        "worst": rows,
+        "gallery": gallery,
+        "counts": data_counts(sub),
+        "warnings": check_warnings(run),
+        "config_text": config.read_text() if config.is_file() else "",
+    }
+    html_path, _ = write_reports(ctx, out)
+    return {**result, "eval_dir": str(out), "report": str(html_path)}
+
+
+def choose_threshold(
+    run_dir: str | os.PathLike[str],
+    table_val: ImageTable,
+    method: str = "youden",
+    batch_size: int = 32,
+    tta: bool = False,
+) -> float:
+    """Choose the binary decision threshold on ``table_val`` (all its rows) and store it in model.json.
+
+    ``method``: ``youden`` or ``sens:<target>`` (see :func:`medxfer.evaluate.metrics.choose_threshold`).
+    model.json is rewritten atomically with ``threshold`` and ``threshold_method``. Returns the threshold.
+    """
+    from medxfer.evaluate.predict import predict_paths
+    from medxfer.runs import MODEL_JSON, atomic_write_text, load_model
+
+    model, info = load_model(run_dir)
+    if info.num_classes != 2:
+        raise ValueError(
+            f"{run_dir}: threshold choice is for binary models; this one has {info.num_classes} classes"
+        )
+    y = model_labels(table_val, list(info.class_names))
+    proba = predict_paths(model, info, table_val.table["path"].astype(str).tolist(), batch_size, tta)
+    threshold = M.choose_threshold(y, proba, method)
+    info.threshold, info.threshold_method = threshold, method
+    atomic_write_text(Path(run_dir) / MODEL_JSON, info.to_json())
+    return threshold
