@@ -18,9 +18,11 @@ No stack trace ever reaches the client.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import secrets
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -98,9 +100,9 @@ def create_app(
 ) -> FastAPI:
     """Build the app for one run folder; the model is loaded once, here.
 
-    ``token`` (or env ``MEDXFER_TOKEN`` when None) protects every ``/api`` route. ``workers`` threads run
-    inference; ``queue`` more requests may wait; beyond that 503. Memory is bounded by about
-    ``(workers + queue) * max_bytes`` of uploads plus one decoded image per worker.
+    ``token`` (env ``MEDXFER_TOKEN`` when None; ``""`` = no token) protects every ``/api`` route.
+    ``workers`` threads run inference; ``queue`` more requests may wait; beyond that 503.
+    Memory is bounded by about ``(workers + queue) * max_bytes`` of uploads plus one decoded image per worker.
 
     Example::
 
@@ -109,9 +111,17 @@ def create_app(
     from medxfer.predict import Predictor
 
     predictor = Predictor(run_dir, engine=engine)
-    token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
+    # None -> the environment decides; "" -> explicitly no token.
+    token = (token if token is not None else os.environ.get(TOKEN_ENV)) or None
     pool = InferencePool(workers=workers, queue=queue)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        pool.shutdown()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="medxfer",
         description="Research use only — not for diagnosis. Predictions of one trained medxfer run.",
         version="1",
@@ -123,7 +133,6 @@ def create_app(
     _add_api(app, predictor, pool, token, max_bytes)
     _add_page(app)
     app.add_middleware(BodySizeLimit, max_body=max_bytes + MULTIPART_SLACK, limit_text=_mb(max_bytes))
-    app.add_event_handler("shutdown", pool.shutdown)
     return app
 
 
