@@ -123,9 +123,37 @@ def test_split_summary() -> None:
 
 def test_real_kermany_split(shared_data: Path) -> None:
     data = load_datasets([f"kermany:{shared_data / 'kermany'}"])
-    result = assign_splits(data, val=0.2, seed=0).table
-    assert _shared_patients(result, "train", "val") == set()
-    shares = pd.crosstab(result["split"], result["label_name"], normalize="index") * 100
-    assert (shares.loc["train"] - shares.loc["val"]).abs().max() < 2.0
-    val_fraction = (result["split"] == "val").mean()
-    assert 0.19 < val_fraction < 0.21
+    for seed in (0, 1, 2):
+        result = assign_splits(data, val=0.2, seed=seed).table
+        assert _shared_patients(result, "train", "val") == set()
+        shares = pd.crosstab(result["split"], result["label_name"], normalize="index") * 100
+        assert (shares.loc["train"] - shares.loc["val"]).abs().max() < 2.0
+        val_fraction = (result["split"] == "val").mean()
+        assert 0.19 < val_fraction < 0.21
+
+
+def test_split_command(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from medxfer.cli import app
+
+    for label in ("a", "b"):
+        for i in range(10):
+            (tmp_path / "data" / label).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "data" / label / f"{i}.png").write_bytes(b"x")
+    out = tmp_path / "splits.csv"
+    args = ["split", str(tmp_path / "data"), "--out", str(out), "--val", "0.2", "--seed", "3"]
+    runner = CliRunner()
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "2 (50.0%)" in first.output  # val: 2 images of each class
+    saved = pd.read_csv(out)
+    assert len(saved) == 20 and saved["split"].value_counts().to_dict() == {"train": 16, "val": 4}
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "already exists; pass --force" in again.output
+    assert runner.invoke(app, [*args, "--force", "--val", "0.5"]).exit_code == 0
+    assert pd.read_csv(out)["split"].value_counts().to_dict() == {"train": 10, "val": 10}
+    bad = runner.invoke(
+        app, ["split", str(tmp_path / "data"), "--out", str(tmp_path / "x.csv"), "--val", "0.6", "--test", "0.5"]
+    )
+    assert bad.exit_code == 2 and not (tmp_path / "x.csv").exists()

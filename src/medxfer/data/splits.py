@@ -8,10 +8,10 @@ Rules of :func:`assign_splits`:
 - The pool (rows with split ``""`` or ``"train"``) is divided by patient: all images of one patient
   land in one split. A pool patient who also has images in a given val/test split follows them
   there (test first), so no patient straddles two splits.
-- Stratification: every patient counts for the class most of their images have; within each
-  class, patients are visited in a seeded random order and each goes to the split that is
-  furthest below its share of that class's images. Per-class shares therefore match to within
-  one patient's images.
+- Stratification: patients are visited in a seeded random order and each goes to the split that
+  is least filled, relative to its share, in the classes of that patient's images (weighted by
+  their counts). Per-class shares therefore match to within a few patients' images, also when a
+  patient has images of several classes (Kermany: bacterial and viral).
 - A class with fewer pool patients than splits to fill (train plus each drawn split) is refused.
 """
 
@@ -79,28 +79,26 @@ def _assign_pool(
     if pool.empty:
         return {}
     per_patient = pd.crosstab(pool["patient_id"], pool["label"])  # patients sorted by id
-    sizes = per_patient.sum(axis=1)
-    # a patient's class: the label most of their images have (ties: lowest class index)
-    primary = per_patient.idxmax(axis=1).astype(int)
-    rng = np.random.default_rng(seed)
     names = list(fractions)
-    assignment: dict[str, str] = {}
-    for label in sorted(primary.unique()):
-        patients = primary.index[primary == label].to_numpy()
-        if len(patients) < len(names):
+    for label, column in per_patient.items():
+        patients = int((column > 0).sum())
+        if patients < len(names):
             raise SplitError(
-                f"class {class_names[label]!r} has only {len(patients)} patient(s) to split, but "
+                f"class {class_names[int(label)]!r} has only {patients} patient(s) to split, but "
                 f"{', '.join(names)} need at least one each; lower --val/--test or add data"
             )
-        patients = patients[rng.permutation(len(patients))]
-        total = float(sizes[patients].sum())
-        target = np.array([fractions[n] * total for n in names])
-        filled = np.zeros(len(names))
-        for patient in patients:
-            choice = int(np.argmin(filled / target))  # ties -> first: train, val, test
-            filled[choice] += sizes[patient]
-            assignment[patient] = names[choice]
-    return assignment
+    counts = per_patient.to_numpy(dtype=np.float64)
+    target = np.outer([fractions[n] for n in names], counts.sum(axis=0))
+    filled = np.zeros_like(target)
+    choices = np.empty(len(counts), dtype=np.int64)
+    for row in np.random.default_rng(seed).permutation(len(counts)):
+        need = counts[row]
+        # how full each split already is for this patient's classes (weighted by their images)
+        fill = (filled / target) @ need
+        choice = int(np.argmin(fill))  # ties -> first: train, val, test
+        filled[choice] += need
+        choices[row] = choice
+    return dict(zip(per_patient.index, (names[c] for c in choices), strict=True))
 
 
 def save_splits(table: ImageTable, path: str | os.PathLike[str]) -> None:
