@@ -241,3 +241,15 @@ def test_dicom_unsupported_syntax_names_it(tmp_path: Path) -> None:
     ds.save_as(tmp_path / "mpeg.dcm", enforce_file_format=True)
     with pytest.raises(ImageError, match="MPEG2"):
         read_image(tmp_path / "mpeg.dcm")
+
+
+def test_real_images_decode(shared_data: Path) -> None:
+    kermany = sorted((shared_data / "kermany" / "train" / "NORMAL").glob("*.jpeg"))[:3]
+    for path in kermany:
+        img = read_image(path)
+        assert img.dtype == np.uint8 and img.shape == (224, 224)  # RGB JPEG of an X-ray -> gray
+    colon = sorted((shared_data / "colon" / "polyp").glob("*.jpg"))[0]
+    rgb = read_image(colon)
+    assert rgb.ndim == 3 and rgb.shape[2] == 3 and min(rgb.shape[:2]) == 256
+    covid = sorted((shared_data / "covid" / "ieee8023" / "images").glob("*.jpg"))[0]
+    assert min(read_image(covid, channels="rgb").shape[:2]) == 256
