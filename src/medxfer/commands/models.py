@@ -1,0 +1,93 @@
+"""``medxfer models``: the backbone registry with sizes and the weight sources usable on this machine."""
+
+from __future__ import annotations
+
+import typer
+
+from medxfer.commands.common import fail
+
+
+def model_rows(names: list[str] | None = None) -> list[dict[str, object]]:
+    """One row per backbone: name, parameters (millions), input size, mean/std, usable weight sources.
+
+    ``usable``: sources that work now without network; ``imagenet``: ``ok``, ``needs network`` or ``-``.
+    """
+    import torch
+
+    from medxfer.models.backbones import DEFAULT_BACKBONE, count_parameters, get_spec, list_backbones
+    from medxfer.models.weights import weight_status
+
+    rows = []
+    for name in names or list_backbones():
+        spec = get_spec(name)
+        with torch.device("meta"):  # parameter counts need shapes only: no memory, no init time
+            backbone = spec.builder()
+        size, mean, std = spec.preprocess(spec.default_weights)
+        status = weight_status(name)
+        imagenet = status["imagenet"]
+        rows.append(
+            {
+                "backbone": name,
+                "default": name == DEFAULT_BACKBONE,
+                "family": spec.family,
+                "params_m": count_parameters(backbone) / 1e6,
+                "input_size": size,
+                "mean": mean,
+                "std": std,
+                "default_weights": spec.default_weights,
+                "usable": [s for s, v in status.items() if v == "ok"],
+                "imagenet": "ok" if imagenet == "ok" else ("needs network" if "network" in imagenet else "-"),
+            }
+        )
+    return rows
+
+
+def _norm_label(mean: tuple[float, ...], std: tuple[float, ...]) -> str:
+    if tuple(round(m, 3) for m in mean) == (0.485, 0.456, 0.406) and tuple(round(x, 3) for x in std) == (
+        0.229,
+        0.224,
+        0.225,
+    ):
+        return "imagenet"
+    if len(set(mean)) == 1 and len(set(std)) == 1:
+        return f"{mean[0]:g}/{std[0]:g}"
+    return "/".join(f"{m:.3g}" for m in mean) + " " + "/".join(f"{x:.3g}" for x in std)
+
+
+def models(
+    backbone: list[str] = typer.Argument(None, help="Backbones to show (default: all registered)."),
+) -> None:
+    """List backbones, their parameter counts, input sizes and the weight sources that work here now."""
+    from rich.console import Console
+    from rich.table import Table
+
+    try:
+        rows = model_rows(backbone or None)
+    except ValueError as exc:
+        fail(str(exc))
+    table = Table(title="medxfer backbones (params: backbone without head)")
+    table.add_column("backbone", no_wrap=True)
+    table.add_column("params (M)", justify="right")
+    table.add_column("input", justify="right")
+    table.add_column("mean/std")
+    table.add_column("default")
+    table.add_column("usable now")
+    table.add_column("imagenet")
+    for r in rows:
+        name = f"{r['backbone']} *" if r["default"] else str(r["backbone"])
+        usable = " ".join(str(s).replace(":PATH", "") for s in r["usable"])  # type: ignore[union-attr]
+        table.add_row(
+            name,
+            f"{r['params_m']:.2f}",
+            str(r["input_size"]),
+            _norm_label(r["mean"], r["std"]),  # type: ignore[arg-type]
+            str(r["default_weights"]),
+            usable,
+            str(r["imagenet"]),
+        )
+    Console().print(table)
+    typer.echo("* default backbone (with packaged weights). --weights imagenet | packaged | file:PATH | none")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("models")(models)
