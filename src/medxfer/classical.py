@@ -1,0 +1,404 @@
+"""Classical classifiers on frozen-network features: scikit-learn Pipelines chosen by grouped CV.
+
+Each registered classifier is a Pipeline ``StandardScaler -> [PCA] -> estimator`` with a small
+hyper-parameter grid. The grid is searched by cross-validation on the training split, grouped by
+patient (``StratifiedGroupKFold``), then every tuned pipeline is scored on val/test with the same
+metrics as ``medxfer evaluate`` (:func:`medxfer.evaluate.metrics.classification_metrics`).
+The best pipeline is saved with skops (no pickle) next to ``classical.json``.
+
+Example::
+
+    results = run_classical(load_features("feats.npz"), ["logreg", "svm"], out_dir="runs/classical")
+    proba = predict_classical("runs/classical", load_features("new.npz").features)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medxfer.features import FeatureSet
+
+MODEL_FILE = "model.skops"
+INFO_FILE = "classical.json"
+
+
+@dataclass
+class ClassifierSpec:
+    """A registered classifier: estimator factory, grid, default PCA size, search budget."""
+
+    name: str
+    build: Callable[[int], Any]  # seed -> unfitted estimator
+    grid: dict[str, list[Any]]  # keys without the "clf__" prefix
+    pca: int | None = None  # default PCA components (None: no PCA)
+    n_iter: int | None = None  # RandomizedSearch budget (None: full grid)
+
+
+CLASSIFIERS: dict[str, ClassifierSpec] = {}
+
+
+def register_classifier(
+    name: str, grid: dict[str, list[Any]], pca: int | None = None, n_iter: int | None = None
+):
+    """Decorator: register ``fn(seed) -> estimator`` under ``name``."""
+
+    def deco(fn: Callable[[int], Any]) -> Callable[[int], Any]:
+        CLASSIFIERS[name] = ClassifierSpec(name, fn, grid, pca, n_iter)
+        return fn
+
+    return deco
+
+
+def list_classifiers() -> list[str]:
+    """Names accepted by ``--classifiers``."""
+    return list(CLASSIFIERS)
+
+
+@register_classifier("logreg", {"C": [0.003, 0.01, 0.03, 0.1, 0.3]})
+def _logreg(seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=3000, class_weight="balanced", random_state=seed)
+
+
+@register_classifier("svm", {"C": [0.3, 1.0, 3.0], "gamma": ["scale"]}, pca=256)
+def _svm(seed: int) -> Any:
+    from sklearn.svm import SVC
+
+    # AUC during the search uses decision_function; the final fit is calibrated (see fit_classifier).
+    return SVC(kernel="rbf", class_weight="balanced", random_state=seed)
+
+
+@register_classifier("rf", {"max_features": ["sqrt", 0.05], "min_samples_leaf": [1, 3]})
+def _rf(seed: int) -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(n_estimators=200, class_weight="balanced", n_jobs=2, random_state=seed)
+
+
+@register_classifier("knn", {"n_neighbors": [7, 15, 31], "weights": ["uniform", "distance"]}, pca=64)
+def _knn(seed: int) -> Any:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    return KNeighborsClassifier()
+
+
+@register_classifier("gboost", {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31]}, pca=64)
+def _gboost(seed: int) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(
+        max_iter=150, class_weight="balanced", early_stopping=False, random_state=seed
+    )
+
+
+@dataclass
+class ClassicalResult:
+    """One tuned classifier: its pipeline, CV score, chosen parameters and split metrics."""
+
+    name: str
+    pipeline: Any
+    cv_score: float
+    params: dict[str, Any]
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # split -> classification_metrics
+    seconds: float = 0.0
+
+
+def parse_classifiers(text: str) -> list[str]:
+    """``"logreg,svm"`` -> names; ``all`` for every registered one. Raises ValueError naming valid choices."""
+    names = list(CLASSIFIERS) if text.strip() == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in CLASSIFIERS]
+    if bad or not names:
+        raise ValueError(f"unknown classifier(s) {bad or text!r}; valid: {', '.join(CLASSIFIERS)} or all")
+    return names
+
+
+def ensure_splits(fs: FeatureSet, val: float = 0.2, seed: int = 0) -> tuple[FeatureSet, str]:
+    """Keep the given train/val/test splits; if there is no val/test, hold out ~``val`` of patients.
+
+    Returns the (possibly re-split) set and a description of where the split came from.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    splits = fs.splits
+    if np.isin(splits, ["val", "test"]).any() and (splits == "train").any():
+        return fs, "given"
+    k = max(2, int(round(1 / val)))
+    cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    _, held = next(cv.split(fs.features, fs.labels, fs.groups))
+    new = np.full(len(fs), "train", dtype=object)
+    new[held] = "val"
+    cols = {**fs.columns, "split": new.astype(str)}
+    out = FeatureSet(fs.features, fs.labels, fs.class_names, cols, dict(fs.meta))
+    return out, f"auto: 1/{k} of patients held out as val (StratifiedGroupKFold, seed {seed})"
+
+
+def make_pipeline(name: str, pca: int | None, seed: int, n_features: int) -> Any:
+    """``StandardScaler -> [PCA] -> classifier`` (PCA capped to the feature count)."""
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    steps: list[tuple[str, Any]] = [("scale", StandardScaler())]
+    if pca:
+        steps.append(("pca", PCA(n_components=min(pca, n_features), random_state=seed)))
+    steps.append(("clf", CLASSIFIERS[name].build(seed)))
+    return Pipeline(steps)
+
+
+def _search(name: str, pipe: Any, x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int, seed: int):
+    from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, StratifiedGroupKFold
+
+    spec = CLASSIFIERS[name]
+    grid = {f"clf__{k}": v for k, v in spec.grid.items()}
+    scoring = "roc_auc" if len(np.unique(y)) == 2 else "roc_auc_ovr"
+    n_groups = len(np.unique(groups))
+    cv = StratifiedGroupKFold(n_splits=max(2, min(folds, n_groups)), shuffle=True, random_state=seed)
+    size = int(np.prod([len(v) for v in grid.values()]))
+    if spec.n_iter and spec.n_iter < size:
+        search = RandomizedSearchCV(pipe, grid, n_iter=spec.n_iter, scoring=scoring, cv=cv, random_state=seed)
+    else:
+        search = GridSearchCV(pipe, grid, scoring=scoring, cv=cv, refit=False)
+    search.fit(x, y, groups=groups)
+    return float(search.best_score_), {k[5:]: v for k, v in search.best_params_.items()}
+
+
+def fit_classifier(
+    fs: FeatureSet, name: str, pca: int | None = None, folds: int = 3, seed: int = 0
+) -> ClassicalResult:
+    """Tune ``name`` by patient-grouped CV on ``fs``'s train rows, refit, score every other split.
+
+    ``pca``: None = the classifier's default, 0 = off, N = N components.
+    """
+    from sklearn.base import clone
+
+    from medxfer.evaluate.metrics import classification_metrics
+
+    t0 = time.perf_counter()
+    n_pca = CLASSIFIERS[name].pca if pca is None else (pca or None)
+    train = fs.subset(fs.splits == "train")
+    pipe = make_pipeline(name, n_pca, seed, fs.features.shape[1])
+    cv_score, params = _search(name, pipe, train.features, train.labels, train.groups, folds, seed)
+    final = clone(pipe).set_params(**{f"clf__{k}": v for k, v in params.items()})
+    if name == "svm":  # SVC(probability=True) is deprecated: Platt scaling by calibration instead
+        from sklearn.calibration import CalibratedClassifierCV
+
+        final.set_params(clf=CalibratedClassifierCV(final.named_steps["clf"], cv=3, ensemble=False))
+    final.fit(train.features, train.labels)
+    metrics = {}
+    for split in ("val", "test"):
+        part = fs.subset(fs.splits == split)
+        if len(part):
+            proba = _full_proba(final, part.features, len(fs.class_names))
+            metrics[split] = classification_metrics(part.labels, proba, fs.class_names)
+    return ClassicalResult(name, final, cv_score, params, metrics, time.perf_counter() - t0)
+
+
+def _full_proba(pipe: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
+    """``predict_proba`` widened to every class (a class absent from training gets 0)."""
+    p = pipe.predict_proba(x)
+    out = np.zeros((len(x), n_classes), np.float64)
+    out[:, np.asarray(pipe.classes_, int)] = p
+    return out
+
+
+def comparison_rows(results: Sequence[ClassicalResult], split: str) -> list[dict[str, Any]]:
+    """One row per classifier: CV AUC and the main metrics on ``split``."""
+    rows = []
+    for r in results:
+        m = r.metrics.get(split, {})
+        rows.append(
+            {
+                "classifier": r.name,
+                "cv_auc": round(r.cv_score, 4),
+                f"{split}_auc": m.get("roc_auc"),
+                f"{split}_balanced_acc": m.get("balanced_accuracy"),
+                f"{split}_macro_f1": m.get("macro_f1"),
+                f"{split}_accuracy": m.get("accuracy"),
+                "seconds": round(r.seconds, 1),
+                "params": json.dumps(r.params, sort_keys=True, default=str),
+            }
+        )
+    return rows
+
+
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A GitHub markdown table of ``rows`` (floats to 4 decimals)."""
+    if not rows:
+        return ""
+    keys = list(rows[0])
+
+    def fmt(v: Any) -> str:
+        return f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
+
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _select_best(results: Sequence[ClassicalResult]) -> ClassicalResult:
+    """Highest val AUC (the CV AUC when there is no val split)."""
+
+    def score(r: ClassicalResult) -> float:
+        auc = r.metrics.get("val", {}).get("roc_auc")
+        return float(auc) if auc is not None else r.cv_score
+
+    return max(results, key=score)
+
+
+def _bar_plot(rows: Sequence[dict[str, Any]], split: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from medxfer.runs import atomic_write_bytes
+
+    names = [r["classifier"] for r in rows]
+    keys = ["cv_auc", f"{split}_auc", f"{split}_balanced_acc", f"{split}_macro_f1"]
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(names), 3.6))
+    width = 0.8 / len(keys)
+    for j, key in enumerate(keys):
+        vals = [float(r[key]) if r.get(key) is not None else 0.0 for r in rows]
+        ax.bar(np.arange(len(names)) + (j - (len(keys) - 1) / 2) * width, vals, width, label=key)
+    ax.set_xticks(np.arange(len(names)), names)
+    ax.set_ylim(0.5, 1.0)
+    ax.set_ylabel("score")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(f"classical classifiers on frozen features ({split})")
+    fig.tight_layout()
+    buf = __import__("io").BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def run_classical(
+    fs: FeatureSet,
+    names: Sequence[str],
+    out_dir: str | os.PathLike[str],
+    pca: int | None = None,
+    folds: int = 3,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> list[ClassicalResult]:
+    """Tune, score and compare ``names`` on ``fs``; write the table, plot, best pipeline and json.
+
+    Outputs in ``out_dir``: ``comparison.csv``, ``comparison.md``, ``comparison.png``,
+    ``model.skops`` (the best pipeline), ``classical.json`` (classes, feature source, metrics).
+    """
+    import pandas as pd
+
+    from medxfer.runs import atomic_write_text
+
+    out = Path(out_dir)
+    fs, split_note = ensure_splits(fs, seed=seed)
+    results = []
+    for name in names:
+        r = fit_classifier(fs, name, pca=pca, folds=folds, seed=seed)
+        val_auc = r.metrics.get("val", {}).get("roc_auc")
+        log(f"{name}: cv_auc={r.cv_score:.4f} val_auc={val_auc} ({r.seconds:.1f}s)")
+        results.append(r)
+    split = "val" if any("val" in r.metrics for r in results) else "test"
+    rows = comparison_rows(results, split)
+    atomic_write_text(out / "comparison.csv", pd.DataFrame(rows).to_csv(index=False))
+    atomic_write_text(out / "comparison.md", markdown_table(rows))
+    _bar_plot(rows, split, out / "comparison.png")
+    best = _select_best(results)
+    save_classical(best, fs, out, split_note, {r.name: r.metrics for r in results})
+    return results
+
+
+def save_classical(
+    best: ClassicalResult, fs: FeatureSet, out: Path, split_note: str, all_metrics: dict[str, Any]
+) -> None:
+    """Write ``model.skops`` (no pickle) and ``classical.json`` describing it."""
+    import skops.io as sio
+
+    from medxfer.runs import atomic_write_bytes, atomic_write_text
+
+    atomic_write_bytes(out / MODEL_FILE, sio.dumps(best.pipeline))
+    info = {
+        "kind": "classical",
+        "classifier": best.name,
+        "params": {k: v if isinstance(v, int | float | str) else str(v) for k, v in best.params.items()},
+        "cv_auc": best.cv_score,
+        "class_names": list(fs.class_names),
+        "num_features": int(fs.features.shape[1]),
+        "feature_source": {k: v for k, v in fs.meta.items() if k not in ("cached_rows", "computed_rows")},
+        "splits": split_note,
+        "metrics": best.metrics,
+        "all_metrics": all_metrics,
+    }
+    atomic_write_text(out / INFO_FILE, json.dumps(info, indent=2, sort_keys=True, default=str))
+
+
+# Types a medxfer classical pipeline may contain beyond skops' default trusted set; anything else
+# in a model.skops file is refused (a file from elsewhere could name arbitrary callables).
+TRUSTED_TYPES = (
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.decomposition._pca.PCA",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.svm._classes.SVC",
+    "sklearn.calibration.CalibratedClassifierCV",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._tree.Tree",
+    "sklearn.neighbors._classification.KNeighborsClassifier",
+    "sklearn.neighbors._kd_tree.KDTree",
+    "sklearn.neighbors._ball_tree.BallTree",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn._loss.loss.HalfBinomialLoss",
+    "sklearn._loss.loss.HalfMultinomialLoss",
+    "sklearn._loss.link.LogitLink",
+    "sklearn._loss.link.MultinomialLogit",
+    "sklearn._loss.link.Interval",
+    "numpy.random._mt19937.MT19937",
+    "numpy.random.bit_generator.SeedSequence",
+    "builtins.slice",
+)
+
+
+def load_classical(run_dir: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
+    """The saved pipeline and ``classical.json`` of a ``medxfer classical`` output folder.
+
+    Refuses files naming types outside :data:`TRUSTED_TYPES` (skops' own trusted set aside).
+    """
+    import skops.io as sio
+
+    d = Path(run_dir)
+    info_path, model_path = d / INFO_FILE, d / MODEL_FILE
+    if not info_path.is_file() or not model_path.is_file():
+        raise FileNotFoundError(f"{d}: not a medxfer classical folder (needs {INFO_FILE} and {MODEL_FILE})")
+    data = model_path.read_bytes()
+    untrusted = sio.get_untrusted_types(data=data)
+    bad = [t for t in untrusted if t not in TRUSTED_TYPES]
+    if bad:
+        raise ValueError(f"{model_path}: refusing to load untrusted type(s) {bad}")
+    pipe = sio.loads(data, trusted=list(untrusted))
+    return pipe, json.loads(info_path.read_text())
+
+
+def predict_classical(run_dir: str | os.PathLike[str], features: np.ndarray) -> np.ndarray:
+    """Class probabilities ``(N, C)`` (C = len(class_names) in classical.json) for embeddings ``(N, D)``.
+
+    Make ``features`` with the same network and preprocessing as ``classical.json['feature_source']``
+    (e.g. :func:`medxfer.features.backbone_meta` + :func:`~medxfer.features.extract_features`).
+    """
+    pipe, info = load_classical(run_dir)
+    x = np.asarray(features, np.float32)
+    if x.ndim != 2 or x.shape[1] != info["num_features"]:
+        raise ValueError(f"features of shape {x.shape}; this classifier needs (N, {info['num_features']})")
+    return _full_proba(pipe, x, len(info["class_names"]))
