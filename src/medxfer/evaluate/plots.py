@@ -45,7 +45,11 @@ def plot_confusion(cm: np.ndarray, class_names: Sequence[str], path: str | os.Pa
     c = len(class_names)
     fig = _figure(4.0 * 2 + 1.5 + 0.3 * c, 3.5 + 0.3 * c)
     for ax, data, title, fmt in zip(
-        fig.subplots(1, 2), (cm, norm), ("counts", "row-normalised (recall)"), ("{:d}", "{:.2f}"), strict=True
+        fig.subplots(1, 2, gridspec_kw={"wspace": 0.45}),
+        (cm, norm),
+        ("counts", "row-normalised (recall)"),
+        ("{:d}", "{:.2f}"),
+        strict=True,
     ):
         ax.imshow(data, cmap="Blues", vmin=0, vmax=data.max() if data.max() > 0 else 1)
         ax.set_xticks(range(c), class_names, rotation=45, ha="right")

@@ -107,7 +107,7 @@ def _sections(ctx: dict[str, Any]) -> list[tuple[str, str, Any]]:
     secs: list[tuple[str, str, Any]] = [
         (
             "summary",
-            "Summary (95% bootstrap CI, resampling " + bootstrap.get("unit", "images") + ")",
+            "Summary (95% bootstrap CI, resampling " + bootstrap.get("unit", "image") + "s)",
             _headline_rows(result),
         ),
         ("per-class", "Per class", _per_class_rows(result)),

@@ -92,7 +92,12 @@ def build_result(
     }
     result.update(evaluate_predictions(y, proba, names, patient_ids, threshold, n_boot, seed))
     if binary:
-        result["at_0.5"] = evaluate_predictions(y, proba, names, patient_ids, 0.5, n_boot, seed)
+        same = threshold == 0.5
+        result["at_0.5"] = (
+            {"metrics": result["metrics"], "ci": result["ci"]}
+            if same
+            else evaluate_predictions(y, proba, names, patient_ids, 0.5, n_boot, seed)
+        )
     return result
 
 
@@ -182,9 +187,10 @@ def worst_cases(
             "loss": float(loss[i]),
         }
         rows.append(row)
+        rule = f" (P1>={info.threshold:.2f})" if info.num_classes == 2 and info.threshold != 0.5 else ""
         title = (
             f"{row['file']}\ntrue {row['true']} P={row['p_true']:.2f}\n"
-            f"pred {row['pred']} P={row['p_pred']:.2f}  loss {row['loss']:.2f}"
+            f"pred {row['pred']}{rule} P={row['p_pred']:.2f}  loss {row['loss']:.2f}"
         )
         items.append(
             {
