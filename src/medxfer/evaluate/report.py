@@ -130,7 +130,7 @@ def _sections(ctx: dict[str, Any]) -> list[tuple[str, str, Any]]:
 CSS = (
     "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
     "table{border-collapse:collapse;margin:.5em 0}"
-    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
+    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;white-space:nowrap}"
     "th{background:#f0f0f0}figure{display:inline-block;margin:.5em;vertical-align:top}"
     "img{max-width:100%}figcaption{font-size:.85em;color:#555}"
     ".disclaimer{background:#fff3cd;border:1px solid #e0c060;padding:.6em 1em;font-weight:600}"
