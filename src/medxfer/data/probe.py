@@ -119,7 +119,7 @@ def mask_thumbs(thumbs: np.ndarray, boxes: Sequence[Sequence[float]] | None) -> 
 
 
 def region_features(thumbs: np.ndarray, pool: int = 2) -> dict[str, np.ndarray]:
-    """Per region, ``pool``x``pool``-averaged RGB pixels flattened: ``{name: (N, F) float32}`` + border ring."""
+    """Per region, ``pool``-pixel-averaged RGB cells flattened: ``{name: (N, F) float32}`` + border ring."""
     n, side = thumbs.shape[0], thumbs.shape[1] // pool
     pooled = thumbs.astype(np.float32).reshape(n, side, pool, side, pool, 3).mean(axis=(2, 4))
     feats = {}
