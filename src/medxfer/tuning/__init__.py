@@ -1,0 +1,1 @@
+"""Hyperparameter search behind :mod:`medxfer.tune`: space, study storage, objectives, report."""
