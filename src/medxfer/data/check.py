@@ -4,14 +4,16 @@ Findings (never crashes): counts per class/source/split, unreadable files with t
 exact (SHA-256) and near (dHash) duplicates — loudly when a group crosses classes, splits or
 sources — patients in more than one split, classes drawn mostly from one source (shortcut risk),
 images smaller than the model input, non-frontal views, and optionally the shortcut probe.
-Nothing is changed on disk here; see :mod:`medxfer.data.quarantine` helpers at the bottom.
+Nothing is changed on disk except by :func:`quarantine_files` / :func:`restore_files` (``--quarantine``).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -265,3 +267,76 @@ def run_check(
     report.warnings = build_warnings(report, min_size)
     report.seconds = round(time.perf_counter() - start, 2)
     return report
+
+
+MANIFEST = "medxfer_quarantine.json"
+
+
+def quarantine_files(
+    paths: Sequence[str], dest: str | os.PathLike[str], root: str | None = None
+) -> list[dict]:
+    """Move ``paths`` under ``dest`` (relative to ``root``, default their common folder), never overwriting.
+
+    Appends ``{"original", "stored"}`` entries to ``dest/medxfer_quarantine.json`` (written
+    atomically) and returns the new entries. A name already taken in ``dest`` gets a ``.N`` suffix.
+    """
+    import json
+    import shutil
+
+    from medxfer.runs import atomic_write_text
+
+    dest = Path(dest).resolve()
+    if not paths:
+        return []
+    absolute = [Path(p).resolve() for p in paths]
+    base = Path(root).resolve() if root else Path(os.path.commonpath([p.parent for p in absolute]))
+    manifest = dest / MANIFEST
+    entries = json.loads(manifest.read_text())["files"] if manifest.is_file() else []
+    added = []
+    for src in absolute:
+        try:
+            rel = src.relative_to(base)
+        except ValueError:
+            rel = Path(src.name)
+        target, n = dest / rel, 1
+        while target.exists():
+            target, n = dest / f"{rel}.{n}", n + 1
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(src), str(target))
+        added.append({"original": str(src), "stored": str(target.relative_to(dest))})
+        entries.append(added[-1])
+        atomic_write_text(manifest, json.dumps({"files": entries}, indent=2))
+    return added
+
+
+def restore_files(dest: str | os.PathLike[str]) -> tuple[list[dict], list[str]]:
+    """Move files quarantined in ``dest`` back to their original paths.
+
+    Refuses (keeps in quarantine, reports) any file whose original path exists again.
+    Returns (restored entries, problems). Raises FileNotFoundError when ``dest`` has no manifest.
+    """
+    import json
+    import shutil
+
+    from medxfer.runs import atomic_write_text
+
+    dest = Path(dest)
+    manifest = dest / MANIFEST
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{dest}: no {MANIFEST} here; give the folder used with --quarantine")
+    entries = json.loads(manifest.read_text())["files"]
+    restored, problems, remaining = [], [], []
+    for entry in entries:
+        original, stored = Path(entry["original"]), dest / entry["stored"]
+        if original.exists():
+            problems.append(f"{original} exists again; left {stored} in quarantine (not overwritten)")
+            remaining.append(entry)
+        elif not stored.exists():
+            problems.append(f"{stored} is missing from the quarantine folder; cannot restore {original}")
+            remaining.append(entry)
+        else:
+            original.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(stored), str(original))
+            restored.append(entry)
+    atomic_write_text(manifest, json.dumps({"files": remaining}, indent=2))
+    return restored, problems
