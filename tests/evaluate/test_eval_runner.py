@@ -101,3 +101,34 @@ def test_choose_threshold_writes_model_json(tiny_folder: Path, tiny_run: Path) -
     assert result["metrics"]["per_class"]["pneumonia"]["recall"] >= 0.95  # on the data it was chosen on
     with pytest.raises(ValueError, match="youden"):
         choose_threshold(tiny_run, table.subset("val"), "best")
+
+
+def test_three_classes_with_a_class_absent(tiny_folder: Path, tmp_path: Path) -> None:
+    """Softmax 3-class model, test data has only 2 of the classes: nulls, no crash, no threshold."""
+    import torch
+
+    from medxfer.models.backbones import build_model
+    from medxfer.runs import ModelInfo, save_model
+
+    torch.manual_seed(1)
+    run = tmp_path / "run3"
+    info = ModelInfo(
+        class_names=["covid", "normal", "pneumonia"],
+        backbone="custom_cnn",
+        weights="none",
+        input_size=32,
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+        output="softmax",
+    )
+    save_model(run, build_model("custom_cnn", num_classes=3), info)
+    table = load_datasets([str(tiny_folder)])
+    table.table["split"] = "test"
+    result = evaluate_run(run, table, split="test", worst=2, n_boot=20)
+    assert result["threshold"] is None and "at_0.5" not in result and result["rule"] == "argmax"
+    covid = result["metrics"]["per_class"]["covid"]
+    assert covid["support"] == 0 and covid["recall"] is None and covid["roc_auc"] is None
+    assert result["ci"]["recall/covid"] == {"value": None, "low": None, "high": None, "n_valid": 0}
+    assert len(result["metrics"]["confusion_matrix"]) == 3
+    md = (Path(result["eval_dir"]) / "report.md").read_text()
+    assert "| covid | 0 |" in md and "n/a" in md
