@@ -83,11 +83,33 @@ def _last_feature(m: nn.Module) -> nn.Module:
     return m.features[-1]
 
 
-def _global_pool_net(arch: str) -> nn.Module:
-    net = _tv(arch)
-    net.avgpool = nn.AdaptiveAvgPool2d(1)
-    net.classifier = nn.Identity()
-    return net
+class GlobalPoolCNN(nn.Module):
+    """``features`` (a torchvision VGG/AlexNet feature stack, same keys) + global average pool."""
+
+    def __init__(self, features: nn.Sequential) -> None:
+        super().__init__()
+        self.features = features
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x):  # noqa: ANN001, ANN201 - nn.Module signature
+        return self.avgpool(self.features(x)).flatten(1)
+
+
+def _features_only(arch: str) -> nn.Sequential:
+    """The ``features`` of a torchvision net without allocating its 100M-parameter classifier."""
+    import torch
+
+    with torch.device("meta"):  # shapes only; the classifier is never materialised
+        features = _tv(arch).features
+    features = features.to_empty(device="cpu")
+    for m in features.modules():
+        if isinstance(m, nn.Conv2d):
+            if arch.startswith("vgg"):  # torchvision VGG's own init (VGG.__init__)
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            else:  # AlexNet keeps PyTorch's default init
+                m.reset_parameters()
+    return features
 
 
 @register_backbone(
@@ -100,7 +122,7 @@ def _global_pool_net(arch: str) -> nn.Module:
 )
 def vgg16() -> nn.Module:
     """VGG16 convolutional part + global average pool, 512-d embedding."""
-    return _global_pool_net("vgg16")
+    return GlobalPoolCNN(_features_only("vgg16"))
 
 
 @register_backbone(
@@ -113,7 +135,7 @@ def vgg16() -> nn.Module:
 )
 def alexnet() -> nn.Module:
     """AlexNet convolutional part + global average pool, 256-d embedding."""
-    return _global_pool_net("alexnet")
+    return GlobalPoolCNN(_features_only("alexnet"))
 
 
 def _densenet_blocks(m: nn.Module) -> list[nn.Module]:
