@@ -27,7 +27,10 @@ def test_evaluate_run_writes_everything(tiny_folder: Path, tiny_run: Path) -> No
     (tiny_run / "check.json").write_text(
         json.dumps(
             {
-                "warnings": ["class pneumonia comes from one source only"],
+                "warnings": [
+                    "class pneumonia comes from one source only",
+                    "a probe finds the label from the borders",
+                ],
                 "shortcut_probe": {"auc": 0.99, "warnings": ["a probe finds the label from the borders"]},
             }
         )
@@ -65,7 +68,9 @@ def test_evaluate_run_writes_everything(tiny_folder: Path, tiny_run: Path) -> No
     for section in ("summary", "per-class", "figures", "worst", "data", "warnings", "config", "disclaimer"):
         assert f"id='{section}'" in html, section
     assert html.count("data:image/png;base64,") == 5  # cm, roc, pr, reliability, gallery
-    assert "Not for clinical use" in html and "one source only" in html and "from the borders" in html
+    assert (
+        "Not for clinical use" in html and "one source only" in html and html.count("from the borders") == 1
+    )
     assert "<img" in html and 'src="' in html and 'src="worst.png"' not in html
     md = (out / "report.md").read_text()
     assert "![ROC curves](roc.png)" in md and "Not for clinical use" in md

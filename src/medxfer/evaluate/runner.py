@@ -242,7 +242,7 @@ def check_warnings(run_dir: Path) -> list[str]:
         walk(json.loads(path.read_text()))
     except json.JSONDecodeError as exc:
         return [f"{path}: unreadable ({exc})"]
-    return found
+    return list(dict.fromkeys(found))  # check copies the probe's warnings to the top level: once each
 
 
 def evaluate_run(
