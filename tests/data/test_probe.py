@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from medxfer.data.datasets import ImageTable
@@ -73,3 +74,17 @@ def test_mask_rounds_outwards_and_cramers_v() -> None:
     assert (out[0, 20:, :10] == 0).all() and (out[0, :20] == 200).all()
     assert cramers_v(np.array([0, 0, 1, 1]), np.array([5, 5, 7, 7])) == 1.0
     assert cramers_v(np.array([0, 1, 0, 1]), np.array([5, 5, 7, 7])) == 0.0
+
+
+@pytest.mark.slow
+def test_real_colon_corner_found_then_quiet_after_mask(shared_data: Path) -> None:
+    from medxfer.data.datasets import load_datasets
+    from medxfer.data.scan import scan_files
+
+    table = load_datasets([f"folder:{shared_data / 'colon'}"])
+    assert len(table) == 1431
+    facts = scan_files(list(table.table["path"]), progress=False)
+    before = shortcut_probe(table, facts)
+    assert before.flagged == ["bottom-left corner"]
+    after = shortcut_probe(table, facts, mask_boxes=[[0.0, 0.65, 0.3, 1.0]])
+    assert after.flagged == []
