@@ -126,7 +126,8 @@ def normalise(arr: np.ndarray, info: ModelInfo) -> torch.Tensor:
     """uint8 (H, W) or (H, W, 3) -> float tensor (3, H, W) scaled to [0, 1] then mean/std normalised."""
     import torch
 
-    t = torch.from_numpy(np.ascontiguousarray(arr))
+    arr = np.ascontiguousarray(arr)
+    t = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
     t = t.unsqueeze(0).expand(3, -1, -1) if t.ndim == 2 else t.permute(2, 0, 1)
     t = t.float().div_(255.0)
     mean = torch.tensor(info.mean, dtype=torch.float32).view(3, 1, 1)

@@ -60,6 +60,7 @@ def plot_curves(rows: list[dict[str, Any]], boundaries: list[tuple[int, str]]) -
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
@@ -72,6 +73,7 @@ def plot_curves(rows: list[dict[str, Any]], boundaries: list[tuple[int, str]]) -
             ax.axvline(start + 0.5, color="grey", linestyle="--", linewidth=1)
             ax.text(start + 0.6, ax.get_ylim()[1], name, va="top", fontsize=8, color="grey")
         ax.set_title(metric)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

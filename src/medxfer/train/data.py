@@ -132,7 +132,7 @@ class RunData(L.LightningDataModule):
         mode, augment, version = self.stage_mode(self._epoch())
         if mode == "embeddings":
             emb, _ = self._embeddings(version)
-            return self._loader(_KeyedTensors(emb, torch.as_tensor(self.train_y)), self.train_y, True)
+            return self._loader(_KeyedTensors(emb, torch.tensor(self.train_y)), self.train_y, True)
         ds = PreparedImages(self.train_x, self.train_y, self.info, augment, self.seed)
         return self._loader(ds, self.train_y, True)
 
@@ -140,7 +140,7 @@ class RunData(L.LightningDataModule):
         mode, _, version = self.stage_mode(self._epoch())
         if mode == "embeddings":
             _, emb = self._embeddings(version)
-            return self._loader(_KeyedTensors(emb, torch.as_tensor(self.val_y)), self.val_y, False)
+            return self._loader(_KeyedTensors(emb, torch.tensor(self.val_y)), self.val_y, False)
         return self._loader(PreparedImages(self.val_x, self.val_y, self.info), self.val_y, False)
 
 

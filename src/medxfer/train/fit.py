@@ -22,23 +22,25 @@ def _threads(cfg: TrainConfig) -> None:
         torch.set_num_threads(cfg.train.threads)
 
 
-def _stage_mode(cfg: TrainConfig):  # noqa: ANN202
-    """epoch -> (batch kind, augmentation, backbone version) for the data module."""
-    from medxfer.train.stages import stage_at_epoch
+class StageMode:
+    """epoch -> (batch kind, augmentation, backbone version) for the data module (picklable for DDP)."""
 
-    def mode(epoch: int) -> tuple[str, Any, int]:
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+
+    def __call__(self, epoch: int) -> tuple[str, Any, int]:
+        from medxfer.data.transforms import get_augment
+        from medxfer.train.stages import stage_at_epoch
+
+        cfg = self.cfg
         pos = stage_at_epoch(cfg.stages, epoch)
         augment = pos.stage.augment if pos.stage.augment is not None else cfg.train.augment
-        from medxfer.data.transforms import get_augment
-
         # The backbone changes only in stages that train it: its "version" is the last such stage before.
         version = max([i for i, s in enumerate(cfg.stages[: pos.index]) if s.trainable != "head"], default=-1)
         frozen = pos.stage.trainable == "head"
         if frozen and cfg.train.feature_cache and get_augment(augment).is_identity():
             return "embeddings", None, version
         return "images", augment, version
-
-    return mode
 
 
 def _steps_per_epoch(cfg: TrainConfig, n_train: int, world: int) -> dict[int, int]:
@@ -61,11 +63,14 @@ def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, progress: bool): 
         from lightning.pytorch.callbacks import TQDMProgressBar
 
         callbacks = [*callbacks, TQDMProgressBar(refresh_rate=5)]
+    strategy = cfg.train.strategy
+    if strategy == "ddp":  # frozen stages leave parameters without gradients: DDP must allow that
+        strategy = "ddp_find_unused_parameters_true"
     return L.Trainer(
         max_epochs=cfg.total_epochs,
         accelerator=cfg.train.accelerator,
         devices=cfg.train.devices,
-        strategy=cfg.train.strategy,
+        strategy=strategy,
         num_nodes=cfg.train.num_nodes,
         precision=precision,
         callbacks=callbacks,
@@ -80,7 +85,7 @@ def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, progress: bool): 
         limit_train_batches=cfg.train.max_batches_per_epoch or 1.0,
         enable_progress_bar=progress,
         enable_model_summary=False,
-        log_every_n_steps=5,
+        log_every_n_steps=1,
         deterministic=False,
     )
 
@@ -136,7 +141,7 @@ def setup(cfg: TrainConfig, table, resume: bool = False) -> Setup:  # noqa: ANN0
         cfg.train.seed,
         cfg.train.imbalance == "balanced_sampler",
         cfg.train.num_workers,
-        _stage_mode(cfg),
+        StageMode(cfg),
     )
     data.model = model
     return Setup(info, module, data, len(train[1]))
@@ -198,7 +203,7 @@ def _finish(cfg, trainer, best_ckpt, module, info: ModelInfo, run_dir: Path, n_t
     info.metrics = {k: v for k, v in best_epoch.items() if k.startswith("val_")} if best_epoch else {}
     info.extra = {"best_epoch": best_epoch.get("epoch") if best_epoch else None, "config_name": cfg.name}
     save_model(run_dir, module.model.cpu(), info)
-    image_epochs = sum(1 for r in history if _stage_mode(cfg)(r["epoch"] - 1)[0] == "images")
+    image_epochs = sum(1 for r in history if StageMode(cfg)(r["epoch"] - 1)[0] == "images")
     params = sum(p.numel() for p in module.model.parameters())
     summary = {
         "best_metric": float(best_ckpt.best_model_score) if best_ckpt.best_model_score is not None else None,

@@ -8,6 +8,7 @@ Steps: resolve data and splits -> build the model and its preprocessing -> decod
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,11 @@ def class_weights(labels: np.ndarray, n: int):  # noqa: ANN201
     return torch.tensor(w, dtype=torch.float32)
 
 
+def _is_ddp_child() -> bool:
+    """True in the processes Lightning's DDP launcher starts for local ranks > 0 or other nodes."""
+    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+
+
 def train_run(
     config: TrainConfig | None,
     out_dir: str | Path,
@@ -124,16 +130,21 @@ def train_run(
     from medxfer.train.fit import fit
 
     run_dir = Path(out_dir)
-    prepare_run_dir(run_dir, resume, overwrite)
+    child = _is_ddp_child()
+    if not child:
+        prepare_run_dir(run_dir, resume, overwrite)
     cfg = load_config(run_dir / "config.yaml") if resume else config
     if cfg is None:
         raise ValueError("train_run needs a config unless resume=True")
-    table = resolve_data(cfg, run_dir, resume)
-    if not resume:
+    # DDP ranks > 0 re-run the command line after rank 0 has written the run's config and splits.
+    table = resolve_data(cfg, run_dir, resume or child)
+    if not (resume or child):
         save_config(cfg, run_dir / "config.yaml")
     start = time.perf_counter()
     result = fit(cfg, table, run_dir, resume=resume, epoch_callback=epoch_callback, progress=progress)
     result.seconds = time.perf_counter() - start
+    if child:
+        return result
     summary = json.loads((run_dir / "train_summary.json").read_text())
     summary["seconds"] = round(result.seconds, 1)
     atomic_write_text(run_dir / "train_summary.json", json.dumps(summary, indent=2))

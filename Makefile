@@ -1,0 +1,29 @@
+# Two commands do all the set-up on a fresh machine: `make demo` (the main job) and `make test`.
+# Each creates .venv and installs medxfer with its dev tools when missing.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export MEDXFER_SHARED_DATA ?= $(abspath ../shared/data)
+
+.PHONY: install demo test lint format bench
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/medxfer demo
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
