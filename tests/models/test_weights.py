@@ -258,3 +258,14 @@ def test_load_weights_into_an_existing_model_returns_a_report():
     assert report.source == "packaged" and report.path.endswith("efficientnet-lite0-57934424.pth")
     assert model.weights_report is report
     assert load_weights(model, "efficientnet_lite0", "none").loaded == 0
+
+
+def test_file_accepts_the_lukemelas_efficientnet_lite_naming(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "lite1.safetensors"
+    raw = _raw("efficientnet_lite1")
+    save_file({k: v.contiguous() for k, v in raw.items()}, str(path))
+    model = build_model("efficientnet_lite1", num_classes=2, weights=f"file:{path}")
+    packaged = build_model("efficientnet_lite1", num_classes=2, weights="packaged")
+    _assert_backbone_equals(model, packaged.backbone.state_dict())

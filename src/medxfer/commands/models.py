@@ -43,11 +43,11 @@ def model_rows(names: list[str] | None = None) -> list[dict[str, object]]:
 
 
 def _norm_label(mean: tuple[float, ...], std: tuple[float, ...]) -> str:
-    if tuple(round(m, 3) for m in mean) == (0.485, 0.456, 0.406) and tuple(round(x, 3) for x in std) == (
-        0.229,
-        0.224,
-        0.225,
-    ):
+    """Short name of a normalisation: ``imagenet`` (torchvision's statistics), ``0.5/0.5``, or the numbers."""
+    from torchvision.models import get_model_weights
+
+    tf = get_model_weights("resnet18").DEFAULT.transforms()
+    if (tuple(mean), tuple(std)) == (tuple(tf.mean), tuple(tf.std)):
         return "imagenet"
     if len(set(mean)) == 1 and len(set(std)) == 1:
         return f"{mean[0]:g}/{std[0]:g}"

@@ -204,6 +204,18 @@ def apply_state(backbone: nn.Module, state: Mapping[str, torch.Tensor], label: s
     return len(usable), skipped
 
 
+def _convert_or_fail(
+    convert: Callable[[Mapping[str, torch.Tensor], nn.Module], dict[str, torch.Tensor]],
+    state: Mapping[str, torch.Tensor],
+    backbone: nn.Module,
+    path: Path,
+) -> dict[str, torch.Tensor]:
+    try:
+        return convert(state, backbone)
+    except KeyError as exc:
+        raise WeightsError(f"{path}: {exc.args[0]}") from exc
+
+
 def _backbone_of(model: nn.Module) -> nn.Module:
     return model.backbone if hasattr(model, "backbone") else model
 
@@ -233,11 +245,7 @@ def load_weights(model: nn.Module, name: str, source: str) -> LoadReport:
         report = LoadReport(source)
     elif kind == "packaged":
         path = packaged_path(name)
-        raw = read_state_file(path)
-        try:
-            state = PACKAGED[name].convert(raw, backbone)
-        except KeyError as exc:
-            raise WeightsError(f"packaged weights {path}: {exc.args[0]}") from exc
+        state = _convert_or_fail(PACKAGED[name].convert, read_state_file(path), backbone, path)
         report = LoadReport(source, str(path), *apply_state(backbone, state, f"packaged weights {path}"))
     elif kind == "imagenet":
         from medxfer.models.imagenet import imagenet_state
@@ -249,6 +257,8 @@ def load_weights(model: nn.Module, name: str, source: str) -> LoadReport:
         state = read_state_file(path)
         if spec.family == "torchvision":
             state = keymaps.densenet_legacy_keys(state)
+        elif spec.family == "timm" and "_conv_stem.weight" in state:  # lukemelas EfficientNet naming
+            state = _convert_or_fail(keymaps.lukemelas_effnet_to_timm, state, backbone, path)
         report = LoadReport(source, str(path), *apply_state(backbone, state, f"{path}"))
     if report.skipped:
         log.info(
