@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -47,8 +48,9 @@ def prepare_file(
     img = resize_uint8(to_channels(apply_mask(img, mask), channels), size)
     if use_cache:
         file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
+        # Unique temp name: identical files (duplicates) may be written by two threads at once.
+        fd, tmp = tempfile.mkstemp(dir=file.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
             np.save(fh, img, allow_pickle=False)
         os.replace(tmp, file)
     return img
