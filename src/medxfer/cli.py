@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "classical",  # features, classical
     "tune",  # tune
     "inference",  # predict, export, serve
+    "demo",  # demo (the README main job)
 )
 
 for _name in COMMAND_MODULES:

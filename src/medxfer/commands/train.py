@@ -63,6 +63,7 @@ def train(
     """Train a classifier in stages (frozen backbone, then fine-tuning) into a run folder."""
     from medxfer.data.datasets import DatasetError
     from medxfer.data.images import ImageError
+    from medxfer.models.weights import WeightsError
     from medxfer.train.runner import RunExistsError, train_run
 
     if resume is None and out is None:
@@ -73,7 +74,7 @@ def train(
         result = train_run(
             cfg, resume or out, resume=resume is not None, overwrite=overwrite, progress=not quiet
         )
-    except (RunExistsError, DatasetError, ImageError, FileNotFoundError, ValueError) as exc:
+    except (RunExistsError, DatasetError, ImageError, WeightsError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     typer.echo(
         f"run folder: {result.run_dir}  ({result.seconds:.0f} s, {result.images_per_second:.1f} img/s)"

@@ -65,15 +65,22 @@ class EpochSampler(Sampler[int]):
         return iter((order + offset).tolist())
 
 
-def embed_all(model: torch.nn.Module, x: np.ndarray, info: ModelInfo, batch_size: int = 64) -> torch.Tensor:
+def embed_all(
+    model: torch.nn.Module, x: np.ndarray, info: ModelInfo, batch_size: int = 64, progress: bool = True
+) -> torch.Tensor:
     """Pooled embeddings of prepared images with the backbone frozen in eval mode."""
     backbone = model.backbone
     was_training = backbone.training
     backbone.eval()
     out = []
     device = next(model.parameters()).device
+    starts = range(0, len(x), batch_size)
+    if progress and len(x) > 4 * batch_size:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="embed (frozen backbone)", unit="batch", leave=False)
     with torch.inference_mode():
-        for start in range(0, len(x), batch_size):
+        for start in starts:
             batch = torch.stack([normalise(img, info) for img in x[start : start + batch_size]]).to(device)
             out.append(model.embed(batch).float().cpu())
     backbone.train(was_training)

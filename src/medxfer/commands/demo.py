@@ -1,0 +1,37 @@
+"""``medxfer demo``: the README's main job."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from medxfer.commands.common import fail
+
+
+def demo(
+    data: Path | None = typer.Option(None, help="Kermany folder (default $MEDXFER_SHARED_DATA/kermany)."),
+    out: Path | None = typer.Option(None, help="New run folder (default runs/demo-<time>)."),
+    sets: list[str] | None = typer.Option(None, "--set", help="Override a key of the demo recipe."),
+    quiet: bool = typer.Option(False, help="No progress bars."),
+) -> None:
+    """check -> split -> train -> evaluate on the Kermany chest X-rays; prints the report's path."""
+    from medxfer.demo import default_data, run_demo
+
+    data = data or default_data()
+    if not data.is_dir():
+        fail(f"{data}: Kermany folder not found; pass --data DIR or set MEDXFER_SHARED_DATA")
+    out = out or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
+    if out.exists():
+        fail(f"{out} already exists; choose a new --out")
+    start = time.perf_counter()
+    metrics = run_demo(data, out, sets, progress=not quiet)
+    auc, ci = metrics["metrics"].get("roc_auc"), metrics.get("ci", {}).get("roc_auc")
+    ci_text = f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if isinstance(ci, list | tuple) and None not in ci else ""
+    typer.echo(f"test ROC AUC: {auc:.3f}{ci_text}   ({time.perf_counter() - start:.0f} s in all)")
+    typer.echo(f"report: {metrics['report']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
