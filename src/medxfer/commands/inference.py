@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from medxfer.commands.common import echo_err, fail
+
+if TYPE_CHECKING:
+    from medxfer.predict import PredictionTable, Predictor
 
 ENGINE_HELP = "torch (the run's weights) or onnx (RUN/model.onnx from `medxfer export`)."
 
@@ -29,8 +33,11 @@ def predict(
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per forward pass."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
 ) -> None:
-    """Predict images with a trained run: a CSV row per file (path, label, prob_<class>, threshold, error)."""
-    from medxfer.predict import Predictor, PredictorError, collect_inputs, predict_files
+    """Predict images with a trained run: a CSV row per file (path, label, prob_<class>, threshold, error).
+
+    Exit status: 0 all predicted; 1 some files unreadable (error column + stderr); 2 bad command line.
+    """
+    from medxfer.predict import Predictor, PredictorError, collect_inputs
     from medxfer.runs import atomic_write_text
 
     if out.exists() and not force:
@@ -42,7 +49,7 @@ def predict(
         predictor = Predictor(run, engine=engine)
     except (FileNotFoundError, ValueError, PredictorError) as exc:
         fail(str(exc))
-    table = predict_files_with_progress(predictor, paths, batch_size, tta, cam, predict_files)
+    table = _predict_with_progress(predictor, paths, batch_size, tta, cam)
     atomic_write_text(out, table.to_csv())
     ok = len(table.rows) - table.n_failed
     echo_err(f"{ok} of {len(table.rows)} images predicted -> {out}")
@@ -51,8 +58,12 @@ def predict(
         raise typer.Exit(1)
 
 
-def predict_files_with_progress(predictor, paths, batch_size, tta, cam, predict_files):  # noqa: ANN001, ANN201
-    """Run ``predict_files`` with a rich progress bar on stderr for more than one batch."""
+def _predict_with_progress(
+    predictor: Predictor, paths: list[str], batch_size: int, tta: bool, cam: Path | None
+) -> PredictionTable:
+    """Run ``predict_files`` with a progress bar on stderr (terminal only, more than one batch)."""
+    from medxfer.predict import predict_files
+
     if len(paths) <= batch_size or not sys.stderr.isatty():
         return predict_files(predictor, paths, batch_size, tta, cam, on_error=echo_err)
     from rich.console import Console
