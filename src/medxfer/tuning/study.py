@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,12 +76,15 @@ def make_storage(url: str | None = None) -> optuna.storages.RDBStorage:
     if url.startswith("sqlite"):
         _prepare_sqlite(url)
         kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
-    return _retry(
-        lambda: optuna.storages.RDBStorage(
-            url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=4 * HEARTBEAT_S
-        ),
-        f"storage {url}",
-    )
+
+    def create() -> optuna.storages.RDBStorage:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=4 * HEARTBEAT_S
+            )
+
+    return _retry(create, f"storage {url}")
 
 
 def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
