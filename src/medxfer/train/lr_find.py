@@ -65,7 +65,7 @@ def lr_range_test(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            avg = beta * avg + (1 - beta) * float(loss)
+            avg = beta * avg + (1 - beta) * float(loss.detach())
             smooth = avg / (1 - beta ** (step + 1))
             lrs.append(lr)
             losses.append(smooth)
