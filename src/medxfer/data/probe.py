@@ -17,6 +17,9 @@ patient-permuted-label baseline:
   image) carries the label legitimately; on the real colon copy every border strip predicts the
   class from mucosa colour alone, while only the lower-left corner holds a fixed pattern.
 
+Classifier probes fit on at most ``MAX_FIT_IMAGES`` images (whole patients sampled with the seed);
+pattern probes use every image.
+
 Mask boxes (relative ``[x0, y0, x1, y1]``) are applied to the thumbnails first, rounded outwards so
 that no pixel touched by a box survives: a masked region becomes constant and the probe goes quiet.
 """
@@ -41,6 +44,7 @@ PERM_MARGIN = 0.10
 PATTERN_V_MIN = 0.30
 PATTERN_MIN_COUNT = 5
 PATTERN_MIN_SHARE = 0.02
+MAX_FIT_IMAGES = 3000  # classifier probes fit on a random patient sample of this many images (speed)
 WARN_KINDS = {"statistic"}  # "region" (pixel) probes are information: anatomy may reach the border
 N_FOLDS = 5
 BORDER = 8  # thumbnail pixels (of 32) in the border ring: 25% of each side
@@ -221,6 +225,9 @@ def run_probes(
     Only kinds in ``WARN_KINDS`` can warn; the others are reported as information.
     Returns the scores and the number of folds used (0 = could not split).
     """
+    keep = _sample_patients(groups, MAX_FIT_IMAGES, seed)
+    labels, groups = labels[keep], groups[keep]
+    features = {name: (kind, x[keep]) for name, (kind, x) in features.items()}
     folds = _folds(labels, groups, seed)
     if not folds:
         return [], 0
@@ -288,6 +295,17 @@ def pattern_probe(name: str, x: np.ndarray, labels: np.ndarray, groups: np.ndarr
         best.permuted_association = round(cramers_v(ids, permuted), 4)
         best.warn = v >= PATTERN_V_MIN and v >= best.permuted_association + PERM_MARGIN
     return best
+
+
+def _sample_patients(groups: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    """Indices of whole patients, in random order, until ``cap`` images (all when fewer)."""
+    if len(groups) <= cap:
+        return np.arange(len(groups))
+    uniq, inverse = np.unique(groups, return_inverse=True)
+    order = np.random.default_rng(seed).permutation(len(uniq))
+    sizes = np.bincount(inverse)[order]
+    chosen = order[: max(1, int(np.searchsorted(np.cumsum(sizes), cap, side="right")))]
+    return np.flatnonzero(np.isin(inverse, chosen))
 
 
 def _permute_by_group(labels: np.ndarray, groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
