@@ -51,10 +51,6 @@ class ClassifierModule(L.LightningModule):
         self.register_buffer("class_weights", class_weights if class_weights is not None else torch.empty(0))
         self._outputs: dict[str, list] = {"train": [], "val": []}
 
-    def on_fit_start(self) -> None:
-        if self.device.type == "cuda":  # tensor cores prefer NHWC; a no-op for the CPU path
-            self.model.to(memory_format=torch.channels_last)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.head(x) if x.ndim == 2 else self.model(x)
 
