@@ -196,12 +196,12 @@ def fit_classifier(
     for split in ("val", "test"):
         part = fs.subset(fs.splits == split)
         if len(part):
-            proba = _full_proba(final, part.features, len(fs.class_names))
+            proba = full_proba(final, part.features, len(fs.class_names))
             metrics[split] = classification_metrics(part.labels, proba, fs.class_names)
     return ClassicalResult(name, final, cv_score, params, metrics, time.perf_counter() - t0)
 
 
-def _full_proba(pipe: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
+def full_proba(pipe: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
     """``predict_proba`` widened to every class (a class absent from training gets 0)."""
     p = pipe.predict_proba(x)
     out = np.zeros((len(x), n_classes), np.float64)
@@ -402,4 +402,4 @@ def predict_classical(run_dir: str | os.PathLike[str], features: np.ndarray) -> 
     x = np.asarray(features, np.float32)
     if x.ndim != 2 or x.shape[1] != info["num_features"]:
         raise ValueError(f"features of shape {x.shape}; this classifier needs (N, {info['num_features']})")
-    return _full_proba(pipe, x, len(info["class_names"]))
+    return full_proba(pipe, x, len(info["class_names"]))

@@ -58,17 +58,40 @@ class Predictor:
         self.run_dir = Path(run_dir)
         self.engine = engine
         self.device = device
-        self.info: ModelInfo = read_model_info(self.run_dir)
         self.model: Any = None
         self._session: Any = None
+        self._classical: Any = None
         self._cam_lock = threading.Lock()  # Grad-CAM hooks on one shared model: one at a time
         self._cam_model: Any = None
+        if _is_classical_run(self.run_dir):
+            self._load_classical()
+            return
+        self.info: ModelInfo = read_model_info(self.run_dir)
         if engine == "torch":
             from medxfer.runs import load_model
 
             self.model, _ = load_model(self.run_dir, device=device)
         else:
             self._session = _onnx_session(self.run_dir / ONNX_FILE, self.run_dir)
+
+    def _load_classical(self) -> None:
+        """A ``medxfer classical`` folder: frozen network embedding -> the saved scikit-learn pipeline."""
+        from medxfer.classical import load_classical
+        from medxfer.features import load_encoder, meta_info
+
+        if self.engine != "torch":
+            raise PredictorError(
+                f"{self.run_dir}: a classical-classifier run predicts with --engine torch only"
+            )
+        pipe, cinfo = load_classical(self.run_dir)
+        self._classical = (pipe, len(cinfo["class_names"]))
+        self.info = meta_info(cinfo["feature_source"], cinfo["class_names"])
+        self.model = load_encoder(cinfo["feature_source"]).to(self.device)
+
+    @property
+    def has_cam(self) -> bool:
+        """Whether :meth:`cam` works (a torch run with its own head, not a classical classifier)."""
+        return self.model is not None and self._classical is None
 
     @property
     def class_names(self) -> list[str]:
@@ -109,8 +132,10 @@ class Predictor:
         """
         import torch
 
-        if self.model is None:
-            raise PredictorError("Grad-CAM needs the torch engine (engine='torch')")
+        if not self.has_cam:
+            raise PredictorError(
+                "Grad-CAM needs a network's own head (a run of `medxfer train`, engine torch)"
+            )
         x = self._inputs([image], None)
         if target_class is None:
             target_class = self.info.class_names.index(self.labels(self._run(x))[0])
@@ -141,7 +166,17 @@ class Predictor:
             name = self._session.get_inputs()[0].name
             return np.asarray(self._session.run(None, {name: x.numpy().astype(np.float32)})[0], np.float64)
         with torch.inference_mode():
+            if self._classical is not None:
+                from medxfer.classical import full_proba
+
+                pipe, n_classes = self._classical
+                return full_proba(pipe, self.model.embed(x.to(self.device)).float().cpu().numpy(), n_classes)
             return self.model.predict_proba(x.to(self.device)).double().cpu().numpy()
+
+
+def _is_classical_run(run_dir: Path) -> bool:
+    """A ``medxfer classical --out`` folder (classical.json, no model.json of its own)."""
+    return (run_dir / "classical.json").is_file() and not (run_dir / "model.json").is_file()
 
 
 def _tta_views(info: ModelInfo) -> list[tuple[int, int] | None]:

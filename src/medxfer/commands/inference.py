@@ -49,6 +49,8 @@ def predict(
         predictor = Predictor(run, engine=engine)
     except (FileNotFoundError, ValueError, PredictorError) as exc:
         fail(str(exc))
+    if cam is not None and not predictor.has_cam:
+        fail(f"{run}: Grad-CAM needs a network's own head; this run is a classical classifier on features")
     table = _predict_with_progress(predictor, paths, batch_size, tta, cam)
     atomic_write_text(out, table.to_csv())
     ok = len(table.rows) - table.n_failed
