@@ -49,7 +49,7 @@ def test_demo_end_to_end_on_real_xrays(shared_data: Path, tmp_path: Path) -> Non
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     report = out / "eval" / "test" / "report.html"
-    assert f"report: {report}" in proc.stdout
+    assert f"report: {report}" in proc.stdout and "95% CI" in proc.stdout
     for step in ("[1/4] check", "[2/4] split", "[3/4] train", "[4/4] evaluate"):
         assert step in proc.stdout
     summary = json.loads((out / "demo_summary.json").read_text())

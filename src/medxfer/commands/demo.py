@@ -28,7 +28,8 @@ def demo(
     start = time.perf_counter()
     metrics = run_demo(data, out, sets, progress=not quiet)
     auc, ci = metrics["metrics"].get("roc_auc"), metrics.get("ci", {}).get("roc_auc")
-    ci_text = f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if isinstance(ci, list | tuple) and None not in ci else ""
+    ok = isinstance(ci, dict) and ci.get("low") is not None and ci.get("high") is not None
+    ci_text = f" (95% CI {ci['low']:.3f}-{ci['high']:.3f}, patients resampled)" if ok else ""
     typer.echo(f"test ROC AUC: {auc:.3f}{ci_text}   ({time.perf_counter() - start:.0f} s in all)")
     typer.echo(f"report: {metrics['report']}")
 
