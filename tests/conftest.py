@@ -31,3 +31,40 @@ def shared_data() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture()
+def browser():  # noqa: ANN201
+    """Debian's headless Chromium driven by Playwright (its own browser download does not work offline).
+
+    ``$MEDXFER_CHROMIUM`` overrides the path. Missing browser -> failure in CI, skip elsewhere.
+    """
+    import shutil
+
+    exe = os.environ.get("MEDXFER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    missing = [] if Path(exe).is_file() else [exe]
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing.append("playwright (pip)")
+    if missing:
+        message = f"browser test needs {', '.join(missing)} (Debian package `chromium`)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()

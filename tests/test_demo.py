@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 SECTIONS = ("disclaimer", "summary", "per-class", "figures", "worst", "data", "warnings", "config")
 FAST = [
     "model.input_size=96",
@@ -31,9 +29,7 @@ def kermany_subset(shared: Path, dest: Path, per_class: int = 40) -> Path:
     return dest
 
 
-def test_demo_end_to_end_on_real_xrays(shared_data: Path, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
+def test_demo_end_to_end_on_real_xrays(shared_data: Path, tmp_path: Path, browser) -> None:  # noqa: ANN001
     data = kermany_subset(shared_data, tmp_path / "kermany")
     out = tmp_path / "demo"
     args = ["demo", "--data", str(data), "--out", str(out), "--quiet"]
@@ -58,20 +54,13 @@ def test_demo_end_to_end_on_real_xrays(shared_data: Path, tmp_path: Path) -> Non
     assert model["threshold_method"] == "youden" and model["class_names"] == ["normal", "pneumonia"]
     assert json.loads((out / "check.json").read_text())["counts"]
 
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("chromium not installed (Debian package `chromium`)")
-        pytest.skip("chromium not installed")
     shot = tmp_path / "report.png"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.goto(report.as_uri())
-        present = {s: page.locator(f"#{s}").count() for s in SECTIONS}
-        text = page.inner_text("body")
-        page.screenshot(path=str(shot), full_page=True)
-        browser.close()
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(report.as_uri())
+    present = {s: page.locator(f"#{s}").count() for s in SECTIONS}
+    text = page.inner_text("body")
+    page.screenshot(path=str(shot), full_page=True)
+    page.close()
     assert all(n >= 1 for n in present.values()), present
     assert "not for clinical use" in text.lower()
     assert shot.stat().st_size > 20_000

@@ -2,43 +2,25 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
-
-import pytest
 
 SECTIONS = ("disclaimer", "summary", "per-class", "figures", "worst", "data", "warnings", "config")
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("chromium not installed (Debian package `chromium`)")
-        pytest.skip("chromium not installed")
-    return path
-
-
-def test_report_renders_in_chromium(tiny_folder: Path, tiny_run: Path, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
+def test_report_renders_in_chromium(tiny_folder: Path, tiny_run: Path, tmp_path: Path, browser) -> None:  # noqa: ANN001
     from medxfer.data.datasets import load_datasets
     from medxfer.evaluate.runner import evaluate_run
 
-    exe = _chromium()
     table = load_datasets([str(tiny_folder)])
     table.table["split"] = "test"
     report = Path(evaluate_run(tiny_run, table, split="test", worst=4, n_boot=20)["report"])
     shot = tmp_path / "report.png"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.goto(report.as_uri())
-        present = {s: page.locator(f"#{s}").count() for s in SECTIONS}
-        decoded = page.evaluate("Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
-        page.screenshot(path=str(shot), full_page=True)
-        browser.close()
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(report.as_uri())
+    present = {s: page.locator(f"#{s}").count() for s in SECTIONS}
+    decoded = page.evaluate("Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
+    page.screenshot(path=str(shot), full_page=True)
+    page.close()
     assert all(n >= 1 for n in present.values()), present
     assert decoded == [True] * 5
     assert shot.stat().st_size > 20_000

@@ -15,36 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-CHROMIUM = os.environ.get("MEDXFER_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _require_browser() -> None:
-    missing = [] if Path(CHROMIUM).is_file() else [CHROMIUM]
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("playwright (pip)")
-    if missing:
-        message = f"browser test needs {', '.join(missing)}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.fixture()
@@ -83,38 +58,37 @@ def live_server(tiny_run: Path, tmp_path: Path) -> Iterator[str]:
 
 
 def test_page_uploads_xray_and_shows_prediction_and_heatmap(
-    live_server: str, kermany_paths: list[Path], tmp_path: Path
+    live_server: str,
+    kermany_paths: list[Path],
+    tmp_path: Path,
+    browser,  # noqa: ANN001
 ) -> None:
-    _require_browser()
     from PIL import Image
-    from playwright.sync_api import sync_playwright
 
     shot = tmp_path / "page.png"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-            page.goto(live_server + "/")
-            assert "not for diagnosis" in page.inner_text("#notice")
-            page.wait_for_function("document.getElementById('model-name').textContent.includes('custom_cnn')")
-            assert "auc" in page.inner_text("#metrics")
-            page.set_input_files("#file", str(kermany_paths[4]))
-            page.wait_for_selector("body[data-state=done]", timeout=30_000)
-            page.wait_for_function(
-                "document.getElementById('cam').complete && document.getElementById('cam').naturalWidth > 0"
-            )
-            label = page.inner_text("#label")
-            assert label in ("normal", "pneumonia")
-            assert len(page.query_selector_all("#bars .bar")) == 2
-            assert page.is_visible("#cam")
-            page.uncheck("#cam-toggle")
-            assert page.eval_on_selector("#cam", "e => e.classList.contains('hidden')")
-            page.locator("figure").screenshot(path=str(tmp_path / "plain.png"))
-            page.check("#cam-toggle")
-            page.screenshot(path=str(shot), full_page=True)
-            page.locator("figure").screenshot(path=str(tmp_path / "figure.png"))
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    try:
+        page.goto(live_server + "/")
+        assert "not for diagnosis" in page.inner_text("#notice")
+        page.wait_for_function("document.getElementById('model-name').textContent.includes('custom_cnn')")
+        assert "auc" in page.inner_text("#metrics")
+        page.set_input_files("#file", str(kermany_paths[4]))
+        page.wait_for_selector("body[data-state=done]", timeout=30_000)
+        page.wait_for_function(
+            "document.getElementById('cam').complete && document.getElementById('cam').naturalWidth > 0"
+        )
+        label = page.inner_text("#label")
+        assert label in ("normal", "pneumonia")
+        assert len(page.query_selector_all("#bars .bar")) == 2
+        assert page.is_visible("#cam")
+        page.uncheck("#cam-toggle")
+        assert page.eval_on_selector("#cam", "e => e.classList.contains('hidden')")
+        page.locator("figure").screenshot(path=str(tmp_path / "plain.png"))
+        page.check("#cam-toggle")
+        page.screenshot(path=str(shot), full_page=True)
+        page.locator("figure").screenshot(path=str(tmp_path / "figure.png"))
+    finally:
+        page.close()
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
     assert pixels.shape[0] > 300 and pixels.var() > 100.0  # a rendered page with an image, not blank
     figure = np.asarray(Image.open(tmp_path / "figure.png").convert("RGB"), dtype=np.int16)
