@@ -106,7 +106,7 @@ def export(
     if target.exists() and not force:
         fail(f"{target}: already exists; pass --force to replace it or choose another --out")
     try:
-        paths = collect_inputs([str(p) for p in check_images])[:16] if check_images else []
+        paths = collect_inputs([str(p) for p in check_images])[:16] if check_images else _run_images(run)
         images = [read_image(p) for p in paths]
         result = export_run(run, format, out=out, check_images=images, force=force)
     except (FileNotFoundError, ValueError, ImageError) as exc:
@@ -117,6 +117,18 @@ def export(
         f"exported {result.format} -> {result.path}; self-check on {result.n_checked} inputs "
         f"({len(paths)} real), batch sizes {result.batch_sizes}: max |diff| = {result.max_abs_diff:.2e}"
     )
+
+
+def _run_images(run: Path, n: int = 8) -> list[str]:
+    """Up to ``n`` real images the run was trained or validated on (from RUN/splits.csv), for self-checks."""
+    import csv
+
+    splits = run / "splits.csv"
+    if not splits.is_file():
+        return []
+    with splits.open(newline="") as fh:
+        paths = [row["path"] for row in csv.DictReader(fh) if row.get("path")]
+    return [p for p in paths[:: max(1, len(paths) // n)] if Path(p).is_file()][:n]
 
 
 def serve(
