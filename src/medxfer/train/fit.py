@@ -197,7 +197,7 @@ def _finish(cfg, trainer, best_ckpt, module, info: ModelInfo, run_dir: Path, n_t
 
     history = next(cb for cb in trainer.callbacks if type(cb).__name__ == "History").rows
     if best_ckpt.best_model_path:
-        state = torch.load(best_ckpt.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
+        state = torch.load(best_ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
     best_epoch = _best_row(history, cfg.train.monitor)
     info.metrics = {k: v for k, v in best_epoch.items() if k.startswith("val_")} if best_epoch else {}
