@@ -31,6 +31,7 @@ class DataConfig:
     val: float = 0.2
     test: float = 0.0
     seed: int = 0
+    group_duplicates: bool = False  # near-duplicate images count as one patient when splitting
     limit_per_class: int | None = None  # train on at most N images per class (quick runs)
     channels: str = "auto"  # auto (from the data) | gray | rgb
     mask_boxes: list[list[float]] = field(default_factory=list)  # relative [x0, y0, x1, y1]

@@ -21,6 +21,9 @@ def split(
     seed: int = typer.Option(0, help="Random seed: the same seed gives the same splits."),
     task: str | None = typer.Option(None, help="Label task, e.g. kermany-binary, covid-3class."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing --out file."),
+    group_duplicates: bool = typer.Option(
+        False, help="Treat exact/near-duplicate images (video frames, re-published copies) as one patient."
+    ),
 ) -> None:
     """Split DATA by patient, stratified by class, keeping splits the layout gives (e.g. test/)."""
     from medxfer.data.splits import SplitError, assign_splits, save_splits
@@ -30,6 +33,11 @@ def split(
     if out.exists() and out.is_dir():
         fail(f"{out} is a folder; --out must be a file path such as {out / 'splits.csv'}")
     table = load_data(data, task)
+    if group_duplicates:
+        from medxfer.data.dedup import merge_duplicate_patients
+
+        table, changed = merge_duplicate_patients(table)
+        typer.echo(f"duplicates: {changed} images now share a patient id with their copies")
     try:
         result = assign_splits(table, val=val, test=test, seed=seed)
     except SplitError as exc:

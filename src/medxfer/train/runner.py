@@ -62,6 +62,10 @@ def resolve_data(cfg: TrainConfig, run_dir: Path, resume: bool):  # noqa: ANN201
     if splits:
         table = apply_splits(table, splits)
     else:
+        if cfg.data.group_duplicates:
+            from medxfer.data.dedup import merge_duplicate_patients
+
+            table, _ = merge_duplicate_patients(table)
         table = assign_splits(table, val=cfg.data.val, test=cfg.data.test, seed=cfg.data.seed)
     if not resume:
         save_splits(table, run_dir / "splits.csv")

@@ -1,0 +1,50 @@
+"""Near-duplicate images as one "patient", so a grouped split keeps copies together.
+
+Video frames (colonoscopy) and re-published copies (the COVID-19 Radiography Database reuses Kermany
+and ieee8023 images) carry no shared patient id. Treating every exact or near-duplicate group found
+by ``check`` as linking its members' patients makes ``assign_splits`` put all of them in one split.
+"""
+
+from __future__ import annotations
+
+from medxfer.data.datasets import ImageTable
+
+
+def merge_duplicate_patients(
+    table: ImageTable, workers: int = 2, progress: bool = True, radius: int | None = None
+) -> tuple[ImageTable, int]:
+    """Give every image of a duplicate group (and every image of those patients) one patient id.
+
+    Returns the new table and the number of rows whose ``patient_id`` changed. The merged id is the
+    smallest of the merged ids, so the result does not depend on the order of the rows.
+
+    Example::
+
+        table, changed = merge_duplicate_patients(load_datasets(["csv:colon/labels.csv"]))
+    """
+    from medxfer.data.check import NEAR_RADIUS
+    from medxfer.data.hashing import exact_groups, near_groups
+    from medxfer.data.scan import scan_files, thumbs_array
+
+    df = table.table.reset_index(drop=True)
+    facts = scan_files(list(df["path"]), workers=workers, progress=progress)
+    digests = [f.sha256 if f.ok else None for f in facts]
+    hashes = [f.dhash if f.ok else None for f in facts]
+    signatures = thumbs_array(facts).mean(axis=-1)
+    groups = exact_groups(digests) + near_groups(hashes, digests, radius or NEAR_RADIUS, signatures)
+    parent = {p: p for p in df["patient_id"].unique()}
+
+    def root(p: str) -> str:
+        while parent[p] != p:
+            parent[p] = parent[parent[p]]
+            p = parent[p]
+        return p
+
+    for group in groups:
+        roots = {root(p) for p in df["patient_id"].iloc[group]}
+        smallest = min(roots)
+        for r in roots:
+            parent[r] = smallest
+    merged = df["patient_id"].map(root)
+    changed = int((merged != df["patient_id"]).sum())
+    return table.with_table(df.assign(patient_id=merged)), changed

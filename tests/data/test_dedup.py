@@ -1,0 +1,42 @@
+"""Duplicate groups become one patient, and a grouped split then keeps copies together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from medxfer.data.datasets import load_datasets
+from medxfer.data.dedup import merge_duplicate_patients
+from medxfer.data.splits import assign_splits
+
+
+def _folder(root: Path) -> Path:
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (root / cls).mkdir(parents=True)
+        for i in range(10):
+            img = rng.integers(0, 255, (48, 48), dtype=np.uint8)
+            Image.fromarray(img).save(root / cls / f"{i}.png")
+            if i < 3:  # a near copy (one pixel changed) and an exact copy of the first three images
+                near = img.copy()
+                near[0, 0] ^= 1
+                Image.fromarray(near).save(root / cls / f"{i}_near.png")
+                (root / cls / f"{i}_copy.png").write_bytes((root / cls / f"{i}.png").read_bytes())
+    return root
+
+
+def test_duplicates_share_a_patient_and_a_split(tmp_path: Path) -> None:
+    table = load_datasets([str(_folder(tmp_path / "d"))])
+    merged, changed = merge_duplicate_patients(table, progress=False)
+    assert changed == 2 * 3 * 2  # in each class, the near and the exact copy of three images
+    ids = merged.table.set_index(merged.table["path"].map(lambda p: Path(p).parent.name + "/" + Path(p).stem))
+    for cls in ("a", "b"):
+        for i in range(3):
+            group = {ids.loc[f"{cls}/{i}{s}", "patient_id"] for s in ("", "_near", "_copy")}
+            assert len(group) == 1
+    assert merged.table["patient_id"].nunique() == 2 * 10
+    for seed in range(5):
+        split = assign_splits(merged, val=0.3, seed=seed).table
+        assert (split.groupby("patient_id")["split"].nunique() == 1).all()
