@@ -33,6 +33,7 @@ def run_demo(data: Path, out: Path, overrides: list[str] | None = None, progress
     """Run the demo into ``out`` (a new run folder); returns the test metrics with ``report`` path."""
     from medxfer.data.check import run_check
     from medxfer.data.datasets import load_datasets
+    from medxfer.data.dedup import merge_patients
     from medxfer.data.splits import assign_splits, save_splits
     from medxfer.evaluate.runner import choose_threshold, evaluate_run
     from medxfer.train.runner import train_run
@@ -48,11 +49,14 @@ def run_demo(data: Path, out: Path, overrides: list[str] | None = None, progress
     times["check"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    # Copies found by check (Kermany holds byte-identical files) count as one patient when splitting.
+    table, changed = merge_patients(table, [g["paths"] for g in report.duplicates])
     table = assign_splits(table, val=0.15, test=0.15, seed=cfg.data.seed)
     out.mkdir(parents=True, exist_ok=False)
     save_splits(table, out / "demo_splits.csv")
     cfg.data.splits = str(out / "demo_splits.csv")
-    print("[2/4] split: patient-grouped train/val/test " + str(table.table["split"].value_counts().to_dict()))
+    counts = table.table["split"].value_counts().to_dict()
+    print(f"[2/4] split: patient-grouped train/val/test {counts} ({changed} duplicate images grouped)")
     print(f"[3/4] train: {cfg.model.backbone} + {cfg.model.weights} weights, {len(cfg.stages)} stages")
     result = train_run(cfg, out, overwrite=True, progress=progress)
     atomic_write_text(out / "check.json", json.dumps(report.to_dict(), indent=2, default=str))

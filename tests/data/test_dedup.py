@@ -40,3 +40,25 @@ def test_duplicates_share_a_patient_and_a_split(tmp_path: Path) -> None:
     for seed in range(5):
         split = assign_splits(merged, val=0.3, seed=seed).table
         assert (split.groupby("patient_id")["split"].nunique() == 1).all()
+
+
+def test_merge_patients_links_whole_patients() -> None:
+    import pandas as pd
+
+    from medxfer.data.datasets import ImageTable
+    from medxfer.data.dedup import merge_patients
+
+    df = pd.DataFrame(
+        {
+            "path": ["/a1", "/a2", "/b1", "/b2", "/c1"],
+            "label": [0, 0, 1, 1, 0],
+            "label_name": ["x", "x", "y", "y", "x"],
+            "patient_id": ["pa", "pa", "pb", "pb", "pc"],
+            "source": "s",
+            "view": "",
+            "split": "",
+        }
+    )
+    merged, changed = merge_patients(ImageTable(["x", "y"], df), [["/a2", "/b1"], ["/zz"]])
+    assert merged.table["patient_id"].tolist() == ["pa", "pa", "pa", "pa", "pc"]
+    assert changed == 2

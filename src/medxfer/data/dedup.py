@@ -10,13 +10,39 @@ from __future__ import annotations
 from medxfer.data.datasets import ImageTable
 
 
+def merge_patients(table: ImageTable, groups: list[list[str]]) -> tuple[ImageTable, int]:
+    """Give every image of each group of paths (and every image of those patients) one patient id.
+
+    Returns the new table and the number of rows whose ``patient_id`` changed. The merged id is the
+    smallest of the merged ids, so the result does not depend on the order of the rows. ``groups`` are
+    e.g. the ``paths`` of ``medxfer check``'s duplicate groups.
+    """
+    df = table.table.reset_index(drop=True)
+    patient_of = dict(zip(df["path"].astype(str), df["patient_id"], strict=True))
+    parent = {p: p for p in df["patient_id"].unique()}
+
+    def root(p: str) -> str:
+        while parent[p] != p:
+            parent[p] = parent[parent[p]]
+            p = parent[p]
+        return p
+
+    for group in groups:
+        roots = {root(patient_of[path]) for path in group if path in patient_of}
+        if not roots:
+            continue
+        smallest = min(roots)
+        for r in roots:
+            parent[r] = smallest
+    merged = df["patient_id"].map(root)
+    changed = int((merged != df["patient_id"]).sum())
+    return table.with_table(df.assign(patient_id=merged)), changed
+
+
 def merge_duplicate_patients(
     table: ImageTable, workers: int = 2, progress: bool = True, radius: int | None = None
 ) -> tuple[ImageTable, int]:
-    """Give every image of a duplicate group (and every image of those patients) one patient id.
-
-    Returns the new table and the number of rows whose ``patient_id`` changed. The merged id is the
-    smallest of the merged ids, so the result does not depend on the order of the rows.
+    """Find exact and near-duplicate images (as ``check`` does) and :func:`merge_patients` them.
 
     Example::
 
@@ -27,24 +53,10 @@ def merge_duplicate_patients(
     from medxfer.data.scan import scan_files, thumbs_array
 
     df = table.table.reset_index(drop=True)
-    facts = scan_files(list(df["path"]), workers=workers, progress=progress)
+    paths = [str(p) for p in df["path"]]
+    facts = scan_files(paths, workers=workers, progress=progress)
     digests = [f.sha256 if f.ok else None for f in facts]
     hashes = [f.dhash if f.ok else None for f in facts]
     signatures = thumbs_array(facts).mean(axis=-1)
     groups = exact_groups(digests) + near_groups(hashes, digests, radius or NEAR_RADIUS, signatures)
-    parent = {p: p for p in df["patient_id"].unique()}
-
-    def root(p: str) -> str:
-        while parent[p] != p:
-            parent[p] = parent[parent[p]]
-            p = parent[p]
-        return p
-
-    for group in groups:
-        roots = {root(p) for p in df["patient_id"].iloc[group]}
-        smallest = min(roots)
-        for r in roots:
-            parent[r] = smallest
-    merged = df["patient_id"].map(root)
-    changed = int((merged != df["patient_id"]).sum())
-    return table.with_table(df.assign(patient_id=merged)), changed
+    return merge_patients(table, [[paths[i] for i in g] for g in groups])
