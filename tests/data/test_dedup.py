@@ -9,7 +9,7 @@ from PIL import Image
 
 from medxfer.data.datasets import load_datasets
 from medxfer.data.dedup import merge_duplicate_patients
-from medxfer.data.splits import assign_splits
+from medxfer.data.splits import apply_splits, assign_splits, save_splits
 
 
 def _folder(root: Path) -> Path:
@@ -40,6 +40,10 @@ def test_duplicates_share_a_patient_and_a_split(tmp_path: Path) -> None:
     for seed in range(5):
         split = assign_splits(merged, val=0.3, seed=seed).table
         assert (split.groupby("patient_id")["split"].nunique() == 1).all()
+    # splits.csv carries the merged ids back to a freshly loaded table (evaluation resamples these groups)
+    save_splits(assign_splits(merged, val=0.3, seed=0), tmp_path / "splits.csv")
+    again = apply_splits(table, tmp_path / "splits.csv").table
+    assert again["patient_id"].tolist() == merged.table["patient_id"].tolist()
 
 
 def test_merge_patients_links_whole_patients() -> None:

@@ -111,6 +111,9 @@ def save_splits(table: ImageTable, path: str | os.PathLike[str]) -> None:
 def apply_splits(table: ImageTable, path: str | os.PathLike[str]) -> ImageTable:
     """Set ``split`` from a splits.csv (paths matched exactly); rows it does not list get ``""``.
 
+    A ``patient_id`` column in the file (e.g. duplicate groups merged by ``--group-duplicates``) replaces
+    the loader's id of the rows it lists, so evaluation resamples the same groups the split kept together.
+
     Raises:
         FileNotFoundError: no such file.
         DatasetError: the file lacks path/split columns, has an unknown split value, or matches
@@ -140,6 +143,10 @@ def apply_splits(table: ImageTable, path: str | os.PathLike[str]) -> ImageTable:
             f"(e.g. {saved['path'].iloc[0] if len(saved) else '-'} vs {frame['path'].iloc[0]})"
         )
     frame["split"] = frame["path"].map(lookup).fillna("").astype(str)
+    if "patient_id" in saved.columns:
+        patients = dict(zip(saved["path"], saved["patient_id"], strict=True))
+        listed = frame["path"].map(patients)
+        frame["patient_id"] = listed.where(listed.fillna("") != "", frame["patient_id"]).astype(str)
     return table.with_table(frame)
 
 
