@@ -43,11 +43,13 @@ class StageMode:
         return "images", augment, version
 
 
-def _steps_per_epoch(cfg: TrainConfig, n_train: int, world: int) -> dict[int, int]:
-    per = math.ceil(n_train / max(world, 1) / cfg.train.batch_size)
+def _steps_per_epoch(cfg: TrainConfig, n_train: int) -> int:
+    """Optimizer steps per epoch on each process (DDP splits the data between devices x nodes)."""
+    devices = cfg.train.devices if isinstance(cfg.train.devices, int) else 1
+    per = math.ceil(n_train / max(devices * cfg.train.num_nodes, 1) / cfg.train.batch_size)
     if cfg.train.max_batches_per_epoch:
         per = min(per, cfg.train.max_batches_per_epoch)
-    return {i: per for i in range(len(cfg.stages))}
+    return per
 
 
 def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, progress: bool):  # noqa: ANN202
@@ -90,7 +92,7 @@ def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, progress: bool): 
     )
 
 
-def _load(cfg: TrainConfig, table, info: ModelInfo, split: str, rows=None):  # noqa: ANN001, ANN202
+def _load(table, info: ModelInfo, split: str, rows=None):  # noqa: ANN001, ANN202
     from medxfer.data.cache import load_prepared
 
     rows = rows if rows is not None else table.table[table.table["split"] == split]
@@ -129,8 +131,8 @@ def setup(cfg: TrainConfig, table, resume: bool = False) -> Setup:  # noqa: ANN0
     model = build_model(info.backbone, info.num_classes, weights="none", head=info.head, output=info.output)
     if not resume:  # a resumed run gets its weights from the checkpoint
         load_weights(model, info.backbone, cfg.model.weights)
-    train = _load(cfg, table, info, "train", train_rows)
-    val = _load(cfg, table, info, "val")
+    train = _load(table, info, "train", train_rows)
+    val = _load(table, info, "val")
     weights = class_weights(train[1], info.num_classes) if cfg.train.imbalance == "class_weights" else None
     module = ClassifierModule(model, cfg, weights)
     data = RunData(
@@ -167,7 +169,7 @@ def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=
         enable_version_counter=False,
     )
     callbacks: list = [
-        StageCallback(cfg, _steps_per_epoch(cfg, s.n_train, 1)),
+        StageCallback(cfg, _steps_per_epoch(cfg, s.n_train)),
         History(run_dir, cfg.stages),
         best_ckpt,
     ]

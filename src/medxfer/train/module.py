@@ -129,9 +129,9 @@ class ClassifierModule(L.LightningModule):
 class StageCallback(Callback):
     """Applies the stage of each epoch: trainable parameters, frozen BatchNorm, per-step LR schedule."""
 
-    def __init__(self, cfg: TrainConfig, steps_per_epoch: dict[int, int]):
+    def __init__(self, cfg: TrainConfig, steps_per_epoch: int):
         self.cfg = cfg
-        self.steps_per_epoch = steps_per_epoch  # stage index -> optimizer steps per epoch
+        self.steps_per_epoch = steps_per_epoch  # optimizer steps per epoch (the LR schedule's unit)
         self.frozen = False
 
     def _position(self, trainer: L.Trainer):  # noqa: ANN202
@@ -152,7 +152,7 @@ class StageCallback(Callback):
         if self.frozen:  # frozen backbone: BatchNorm statistics stay those of the pretrained weights
             pl_module.model.backbone.eval()
         pos = self._position(trainer)
-        per_epoch = self.steps_per_epoch[pos.index]
+        per_epoch = self.steps_per_epoch
         step = pos.epoch_in_stage * per_epoch + batch_idx
         optimizer = trainer.optimizers[0]
         base = group_base_lrs(pos.stage, len(optimizer.param_groups), float(pos.stage.lr))
