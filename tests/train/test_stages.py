@@ -74,3 +74,27 @@ def test_config_rejects_bad_values_with_choices(tmp_path) -> None:
     cfg = load_config(cfg_file, ["stages.0.lr=2e-3"])
     assert cfg.train.weight_decay == pytest.approx(1e-4) and cfg.stages[0].lr == pytest.approx(2e-3)
     assert isinstance(torch.tensor(cfg.stages[0].lr).item(), float)
+
+
+def test_limit_train_caps_each_class_and_keeps_columns() -> None:
+    import pandas as pd
+
+    from medxfer.data.datasets import ImageTable
+    from medxfer.train.runner import limit_train
+
+    df = pd.DataFrame(
+        {
+            "path": [f"/p{i}" for i in range(12)],
+            "label": [0] * 6 + [1] * 4 + [0, 1],
+            "label_name": ["a"] * 6 + ["b"] * 4 + ["a", "b"],
+            "patient_id": [str(i) for i in range(12)],
+            "source": "s",
+            "view": "",
+            "split": ["train"] * 10 + ["val", "val"],
+        }
+    )
+    rows = limit_train(ImageTable(["a", "b"], df), 3, seed=0)
+    assert sorted(rows["label"].tolist()) == [0, 0, 0, 1, 1, 1]
+    assert set(rows["split"]) == {"train"} and list(rows.columns) == list(df.columns)
+    assert rows["path"].tolist() == sorted(rows["path"])
+    assert rows.equals(limit_train(ImageTable(["a", "b"], df), 3, seed=0))

@@ -76,9 +76,7 @@ def limit_train(table, limit: int | None, seed: int):  # noqa: ANN001, ANN201
     """Rows of the train split, at most ``limit`` per class (a seeded, patient-agnostic sample)."""
     train = table.table[table.table["split"] == "train"]
     if limit:
-        train = train.groupby("label", group_keys=False).apply(
-            lambda g: g.sample(n=min(limit, len(g)), random_state=seed)
-        )
+        train = train.sample(frac=1.0, random_state=seed).groupby("label").head(limit)
     return train.sort_values("path")
 
 
