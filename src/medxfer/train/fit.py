@@ -213,7 +213,9 @@ def _finish(cfg, trainer, best_ckpt, module, info: ModelInfo, run_dir: Path, n_t
         "best_epoch": info.extra["best_epoch"],
         "epochs": len(history),
         "fit_seconds": round(elapsed, 1),
-        "images_per_second": round(n_train * max(image_epochs, 1) / max(elapsed, 1e-9), 2),
+        "images_per_second": round(
+            _images_per_epoch(cfg, n_train) * max(image_epochs, 1) / max(elapsed, 1e-9), 2
+        ),
         "params": params,
         "backbone": info.backbone,
         "weights": info.weights,
@@ -229,6 +231,11 @@ def _finish(cfg, trainer, best_ckpt, module, info: ModelInfo, run_dir: Path, n_t
     return TrainResult(
         run_dir, summary["best_metric"] or float("nan"), info.metrics, elapsed, summary["images_per_second"]
     )
+
+
+def _images_per_epoch(cfg: TrainConfig, n_train: int) -> int:
+    cap = cfg.train.max_batches_per_epoch
+    return min(n_train, cap * cfg.train.batch_size) if cap else n_train
 
 
 def _best_row(history: list[dict], monitor: str) -> dict | None:

@@ -39,9 +39,9 @@ def prepare_run_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
         if not (out_dir / "config.yaml").is_file():
             raise FileNotFoundError(f"{out_dir}: nothing to resume (no config.yaml)")
         return
-    busy = out_dir.exists() and any(
-        (out_dir / n).exists() for n in ("config.yaml", MODEL_JSON, "checkpoints")
-    )
+    # A folder holding only config.yaml/splits.csv is a run that failed before its first epoch (e.g. weights
+    # unavailable): it may be started again. One with a checkpoint or a model is a run.
+    busy = out_dir.exists() and any((out_dir / n).exists() for n in (MODEL_JSON, "checkpoints"))
     if busy and not overwrite:
         raise RunExistsError(
             f"{out_dir} already holds a run; use --resume to continue it, --overwrite to replace it, "
