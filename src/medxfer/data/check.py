@@ -87,6 +87,19 @@ def _group_record(df: pd.DataFrame, idx: list[int], kind: str) -> dict[str, Any]
     }
 
 
+def duplicate_index_groups(
+    facts: Sequence[FileFacts], radius: int = NEAR_RADIUS
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Indices of exact (same bytes) and near (dHash within ``radius``, thumbnails alike) duplicate groups."""
+    from medxfer.data.hashing import exact_groups, near_groups
+    from medxfer.data.scan import thumbs_array
+
+    digests = [f.sha256 if f.ok else None for f in facts]
+    hashes = [f.dhash if f.ok else None for f in facts]
+    signatures = thumbs_array(facts).mean(axis=-1)  # 32x32 gray: verifies dHash candidates
+    return exact_groups(digests), near_groups(hashes, digests, radius, signatures)
+
+
 def find_duplicates(
     df: pd.DataFrame, facts: Sequence[FileFacts], radius: int = NEAR_RADIUS
 ) -> list[dict[str, Any]]:
@@ -94,14 +107,9 @@ def find_duplicates(
 
     Groups that cross classes, splits or sources come first.
     """
-    from medxfer.data.hashing import exact_groups, near_groups
-    from medxfer.data.scan import thumbs_array
-
-    digests = [f.sha256 if f.ok else None for f in facts]
-    hashes = [f.dhash if f.ok else None for f in facts]
-    signatures = thumbs_array(facts).mean(axis=-1)  # 32x32 gray: verifies dHash candidates
-    groups = [_group_record(df, g, "exact") for g in exact_groups(digests)]
-    groups += [_group_record(df, g, "near") for g in near_groups(hashes, digests, radius, signatures)]
+    exact, near = duplicate_index_groups(facts, radius)
+    groups = [_group_record(df, g, "exact") for g in exact]
+    groups += [_group_record(df, g, "near") for g in near]
     groups.sort(key=lambda g: (not g["cross_class"], not g["cross_split"], not g["cross_source"]))
     return groups
 

@@ -48,15 +48,12 @@ def merge_duplicate_patients(
 
         table, changed = merge_duplicate_patients(load_datasets(["csv:colon/labels.csv"]))
     """
-    from medxfer.data.check import NEAR_RADIUS
-    from medxfer.data.hashing import exact_groups, near_groups
-    from medxfer.data.scan import scan_files, thumbs_array
+    from medxfer.data.check import NEAR_RADIUS, duplicate_index_groups
+    from medxfer.data.scan import scan_files
 
-    df = table.table.reset_index(drop=True)
-    paths = [str(p) for p in df["path"]]
-    facts = scan_files(paths, workers=workers, progress=progress)
-    digests = [f.sha256 if f.ok else None for f in facts]
-    hashes = [f.dhash if f.ok else None for f in facts]
-    signatures = thumbs_array(facts).mean(axis=-1)
-    groups = exact_groups(digests) + near_groups(hashes, digests, radius or NEAR_RADIUS, signatures)
+    paths = [str(p) for p in table.table["path"]]
+    exact, near = duplicate_index_groups(
+        scan_files(paths, workers=workers, progress=progress), radius or NEAR_RADIUS
+    )
+    groups = exact + near
     return merge_patients(table, [[paths[i] for i in g] for g in groups])
