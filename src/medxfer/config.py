@@ -13,7 +13,7 @@ Example::
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -247,8 +247,3 @@ def save_config(cfg: TrainConfig, path: str | os.PathLike[str]) -> None:
     from medxfer.runs import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-
-
-def config_to_dict(obj: Any) -> Any:
-    """Plain data of a (nested) config dataclass."""
-    return asdict(obj) if is_dataclass(obj) else obj

@@ -168,11 +168,8 @@ def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=
         save_last=True,
         enable_version_counter=False,
     )
-    callbacks: list = [
-        StageCallback(cfg, _steps_per_epoch(cfg, s.n_train)),
-        History(run_dir, cfg.stages),
-        best_ckpt,
-    ]
+    history = History(run_dir, cfg.stages)
+    callbacks: list = [StageCallback(cfg, _steps_per_epoch(cfg, s.n_train)), history, best_ckpt]
     if cfg.train.early_stopping_patience:
         callbacks.append(
             LastStageEarlyStopping(
@@ -188,16 +185,24 @@ def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=
     elapsed = time.perf_counter() - t0
     if not trainer.is_global_zero:
         return TrainResult(run_dir, float("nan"))
-    return _finish(cfg, trainer, best_ckpt, s.module, s.info, run_dir, s.n_train, elapsed)
+    return _finish(cfg, history.rows, best_ckpt, s.module, s.info, run_dir, s.n_train, elapsed)
 
 
-def _finish(cfg, trainer, best_ckpt, module, info: ModelInfo, run_dir: Path, n_train: int, elapsed: float):  # noqa: ANN001, ANN202
+def _finish(  # noqa: ANN202
+    cfg: TrainConfig,
+    history: list[dict],
+    best_ckpt,  # noqa: ANN001
+    module,  # noqa: ANN001
+    info: ModelInfo,
+    run_dir: Path,
+    n_train: int,
+    elapsed: float,
+):
     """Best checkpoint -> model.safetensors + model.json; train_summary.json; printed paths."""
     import torch
 
     from medxfer.train.runner import TrainResult
 
-    history = next(cb for cb in trainer.callbacks if type(cb).__name__ == "History").rows
     if best_ckpt.best_model_path:
         state = torch.load(best_ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
