@@ -99,7 +99,7 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 def balanced_accuracy(cm: np.ndarray) -> float:
     """Mean recall over classes present in the labels."""
     rec = per_class_stats(cm)["recall"]
-    return float(np.nanmean(rec)) if np.any(~np.isnan(rec)) else math.nan
+    return _mean_defined(rec)
 
 
 def f1_scores(cm: np.ndarray) -> tuple[float, float]:
@@ -181,22 +181,27 @@ def one_vs_rest(fn: Any, y_true: np.ndarray, proba: np.ndarray) -> np.ndarray:
     return np.array([fn(y == k, p[:, k]) for k in range(p.shape[1])], dtype=float)
 
 
-def roc_auc(y_true: np.ndarray, proba: np.ndarray) -> float:
-    """Binary: AUC of class 1. More classes: macro mean of the defined one-vs-rest AUCs (NaN if none)."""
+def _mean_defined(values: np.ndarray) -> float:
+    """Mean of the non-NaN values; NaN when none is defined."""
+    return float(np.nanmean(values)) if np.any(~np.isnan(values)) else math.nan
+
+
+def _binary_or_macro(fn: Any, y_true: np.ndarray, proba: np.ndarray) -> float:
+    """``fn`` of class 1 for binary tasks, else the macro mean of its defined one-vs-rest values."""
     y, p = _check(y_true, proba)
     if p.shape[1] == 2:
-        return roc_auc_binary(y == 1, p[:, 1])
-    aucs = one_vs_rest(roc_auc_binary, y, p)
-    return float(np.nanmean(aucs)) if np.any(~np.isnan(aucs)) else math.nan
+        return fn(y == 1, p[:, 1])
+    return _mean_defined(one_vs_rest(fn, y, p))
+
+
+def roc_auc(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """Binary: AUC of class 1. More classes: macro mean of the defined one-vs-rest AUCs (NaN if none)."""
+    return _binary_or_macro(roc_auc_binary, y_true, proba)
 
 
 def average_precision(y_true: np.ndarray, proba: np.ndarray) -> float:
     """Binary: AP of class 1. More classes: macro mean of the defined one-vs-rest APs."""
-    y, p = _check(y_true, proba)
-    if p.shape[1] == 2:
-        return average_precision_binary(y == 1, p[:, 1])
-    aps = one_vs_rest(average_precision_binary, y, p)
-    return float(np.nanmean(aps)) if np.any(~np.isnan(aps)) else math.nan
+    return _binary_or_macro(average_precision_binary, y_true, proba)
 
 
 def brier_score(y_true: np.ndarray, proba: np.ndarray) -> float:
