@@ -31,7 +31,7 @@ def _config(
         ("model.weights", weights),
     ):
         if value is not None:
-            overrides.append(f"{key}={str(value)!r}" if key != "model.weights" else f"{key}={value}")
+            overrides.append(f"{key}={str(value)!r}")
     for key, value in scale.items():
         if value is not None:
             overrides.append(f"train.{key}={value}")
