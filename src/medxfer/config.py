@@ -31,8 +31,9 @@ class DataConfig:
     val: float = 0.2
     test: float = 0.0
     seed: int = 0
-    group_duplicates: bool = False  # near-duplicate images count as one patient when splitting
-    limit_per_class: int | None = None  # train on at most N images per class (quick runs)
+    duplicates: str = "group"  # group | drop-cross-class | keep (see medxfer.data.leaks)
+    allow_leaks: bool = False  # train even when duplicate images straddle splits (e.g. a given splits.csv)
+    limit_per_class: int | None = None  # at most N images per class in every split (quick runs)
     channels: str = "auto"  # auto (from the data) | gray | rgb
     mask_boxes: list[list[float]] = field(default_factory=list)  # relative [x0, y0, x1, y1]
 
@@ -125,20 +126,59 @@ class ConfigError(ValueError):
     """A config file or override that cannot be used; the message names the key and valid choices."""
 
 
-def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+_TYPE_WORDS = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "bool": "true or false",
+    "None": "null",
+    "dict": "a mapping",
+    "list": "a list",
+}
+
+
+def _fits(value: Any, part: str) -> bool:
+    base = part.split("[", 1)[0]
+    if base == "None":
+        return value is None
+    if base == "bool":
+        return isinstance(value, bool)
+    if base == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if base == "float":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, {"str": str, "dict": dict, "list": list}.get(base, object))
+
+
+def _check_type(value: Any, annotation: str, key: str) -> Any:
+    """``value`` if it fits ``annotation`` (a dataclass field's type string), else a one-line ConfigError."""
+    parts = [p.strip() for p in str(annotation).split("|")]
+    if "float" in parts and isinstance(value, str) and value != "auto":
+        try:  # YAML 1.1 reads 1e-4 as a string
+            return float(value)
+        except ValueError:
+            pass
+    if any(_fits(value, p) for p in parts):
+        return value
+    expected = " or ".join(_TYPE_WORDS.get(p.split("[", 1)[0], p) for p in parts)
+    raise ConfigError(f"{key}={value!r}: expected {expected}")
+
+
+def _build(cls: type, data: dict[str, Any], where: str, prefix: str = "") -> Any:
+    """``cls(**data)`` after checking every key and value type; ``where`` names the file."""
+    label = f"{where}: {prefix}" if prefix else where
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+        raise ConfigError(f"{label}: expected a mapping, got {data!r}")
     known = {f.name: f for f in fields(cls)}
     unknown = set(data) - set(known)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; valid: {sorted(known)}")
-    # YAML 1.1 reads 1e-4 as a string: numbers typed as float are coerced here.
+        raise ConfigError(f"{label}: unknown key(s) {sorted(unknown)}; valid: {sorted(known)}")
     for name, value in data.items():
-        if isinstance(value, str) and "float" in str(known[name].type) and value != "auto":
-            try:
-                data[name] = float(value)
-            except ValueError as exc:
-                raise ConfigError(f"{where}: {name}={value!r} is not a number") from exc
+        key = f"{prefix}.{name}" if prefix else name
+        try:
+            data[name] = _check_type(value, str(known[name].type), key)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     return cls(**data)
 
 
@@ -153,19 +193,33 @@ def from_dict(data: dict[str, Any], where: str = "config") -> TrainConfig:
     built: dict[str, Any] = {}
     for key, cls in parts.items():
         if key in data:
-            built[key] = _build(cls, data.pop(key) or {}, f"{where}: {key}")
+            built[key] = _build(cls, _legacy(key, data.pop(key) or {}), where, key)
     if "stages" in data:
         stages = data.pop("stages") or []
-        built["stages"] = [_build(StageConfig, s, f"{where}: stages[{i}]") for i, s in enumerate(stages)]
+        if not isinstance(stages, list):
+            raise ConfigError(f"{where}: stages={stages!r}: expected a list of stages")
+        built["stages"] = [_build(StageConfig, s, where, f"stages[{i}]") for i, s in enumerate(stages)]
     cfg = _build(TrainConfig, {**data, **built}, where)
-    validate(cfg)
+    try:
+        validate(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     return cfg
+
+
+def _legacy(part: str, data: Any) -> Any:
+    """Old keys still read: ``data.group_duplicates: true/false`` -> ``data.duplicates: group/keep``."""
+    if part == "data" and isinstance(data, dict) and "group_duplicates" in data:
+        data = dict(data)
+        grouped = data.pop("group_duplicates")
+        data.setdefault("duplicates", "group" if grouped else "keep")
+    return data
 
 
 def validate(cfg: TrainConfig) -> None:
     """Raise :class:`ConfigError` for values that cannot work (before any training starts)."""
     if not cfg.stages:
-        raise ConfigError("config: stages is empty; give at least one stage")
+        raise ConfigError("stages is empty; give at least one stage")
     for i, s in enumerate(cfg.stages):
         ok = s.trainable in ("head", "all") or (s.trainable.startswith("last:") and s.trainable[5:].isdigit())
         if not ok:
@@ -181,18 +235,65 @@ def validate(cfg: TrainConfig) -> None:
         "train.monitor": (cfg.train.monitor, ("val_auc", "val_loss", "val_acc", "val_f1")),
         "model.output": (cfg.model.output, ("softmax", "sigmoid")),
         "data.channels": (cfg.data.channels, ("auto", "gray", "rgb")),
+        "data.duplicates": (cfg.data.duplicates, ("group", "drop-cross-class", "keep")),
     }
     for key, (value, valid) in choices.items():
         if value not in valid:
             raise ConfigError(f"{key}={value!r}; valid: {', '.join(valid)}")
+    _validate_numbers(cfg)
+    _validate_augment(cfg)
 
 
-def _expand(value: Any) -> Any:
-    if isinstance(value, str):
-        return os.path.expandvars(value)
+def _validate_numbers(cfg: TrainConfig) -> None:
+    minimum = {
+        "train.batch_size": (cfg.train.batch_size, 1),
+        "data.limit_per_class": (cfg.data.limit_per_class, 1),
+        "train.max_batches_per_epoch": (cfg.train.max_batches_per_epoch, 1),
+        "model.input_size": (cfg.model.input_size, 8),
+        "train.num_workers": (cfg.train.num_workers, 0),
+    }
+    for key, (value, low) in minimum.items():
+        if value is not None and value < low:
+            raise ConfigError(f"{key}={value!r}: expected an integer >= {low}")
+    for key, value in (("data.val", cfg.data.val), ("data.test", cfg.data.test)):
+        if not 0 <= value < 1:
+            raise ConfigError(f"{key}={value!r}: expected a fraction in [0, 1)")
+
+
+def _validate_augment(cfg: TrainConfig) -> None:
+    """Augmentation presets and parameters are checked here, not at the first augmented epoch."""
+    from medxfer.data.transforms import get_augment
+
+    where = [("train.augment", cfg.train.augment)]
+    where += [(f"stages[{i}].augment", s.augment) for i, s in enumerate(cfg.stages) if s.augment is not None]
+    for key, value in where:
+        try:
+            get_augment(value)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{key}={value!r}: {exc}") from None
+
+
+SHARED_DATA_VAR = "MEDXFER_SHARED_DATA"
+SHARED_DATA_DEFAULT = "../shared/data"
+
+
+def _expand(value: Any, key: str) -> Any:
+    """Expand ``${VARS}`` (``${MEDXFER_SHARED_DATA}`` defaults to ``../shared/data``); a data path
+    built from a variable that does not exist names the variable."""
     if isinstance(value, list):
-        return [_expand(v) for v in value]
-    return value
+        return [_expand(v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+    shared = os.environ.get(SHARED_DATA_VAR)
+    text = value.replace("${" + SHARED_DATA_VAR + "}", shared or SHARED_DATA_DEFAULT)
+    expanded = os.path.expandvars(text)
+    path = expanded.split("?", 1)[0]
+    path = path.split(":", 1)[1] if ":" in path and not Path(path).exists() else path
+    if not Path(path).exists():
+        state = f"is {shared!r}" if shared else f"is not set, so {SHARED_DATA_DEFAULT} was used"
+        hint = f"${SHARED_DATA_VAR} {state}" if SHARED_DATA_VAR in value else "check the ${VARIABLES} in it"
+        raise ConfigError(f"{key}: {path} not found ({value!r}; {hint}); set it to the right folder")
+    return expanded
 
 
 def apply_override(data: dict[str, Any], override: str) -> None:
@@ -200,19 +301,23 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     if "=" not in override:
         raise ConfigError(f"override {override!r} must look like key.sub=value")
     key, raw = override.split("=", 1)
-    value = yaml.safe_load(raw)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw  # e.g. an unbalanced quote: keep the text, the type check names the key
     parts = key.split(".")
     node: Any = data
-    for part in parts[:-1]:
+    try:
+        for part in parts[:-1]:
+            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
         if isinstance(node, list):
-            node = node[int(part)]
+            node[int(parts[-1])] = value
+        elif isinstance(node, dict):
+            node[parts[-1]] = value
         else:
-            node = node.setdefault(part, {})
-    last = parts[-1]
-    if isinstance(node, list):
-        node[int(last)] = value
-    else:
-        node[last] = value
+            raise TypeError(f"{node!r} has no keys")
+    except (ValueError, IndexError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"--set {override}: no such key {key!r} ({exc})") from None
 
 
 def load_config(
@@ -235,11 +340,11 @@ def load_config(
     data = asdict(from_dict(data, where=str(path or "config")))
     for ov in overrides or []:
         apply_override(data, ov)
-    os.environ.setdefault("MEDXFER_SHARED_DATA", str(Path("../shared/data")))
-    data["data"]["specs"] = _expand(data["data"]["specs"])
-    if data["data"].get("splits"):
-        data["data"]["splits"] = _expand(data["data"]["splits"])
-    return from_dict(data, where=str(path or "config"))
+    cfg = from_dict(data, where=str(path or "config"))
+    cfg.data.specs = _expand(cfg.data.specs, "data.specs")
+    if cfg.data.splits:
+        cfg.data.splits = _expand(cfg.data.splits, "data.splits")
+    return cfg
 
 
 def save_config(cfg: TrainConfig, path: str | os.PathLike[str]) -> None:

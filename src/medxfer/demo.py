@@ -31,38 +31,35 @@ def demo_config(data: Path, overrides: list[str] | None = None):  # noqa: ANN201
 
 def run_demo(data: Path, out: Path, overrides: list[str] | None = None, progress: bool = True) -> dict:
     """Run the demo into ``out`` (a new run folder); returns the test metrics with ``report`` path."""
-    from medxfer.data.check import run_check
     from medxfer.data.datasets import load_datasets
-    from medxfer.data.dedup import merge_patients
-    from medxfer.data.splits import assign_splits, save_splits
+    from medxfer.data.leaks import cached_check
     from medxfer.evaluate.runner import choose_threshold, evaluate_run
-    from medxfer.train.runner import train_run
+    from medxfer.train.runner import checked_split, train_run
 
     times: dict[str, float] = {}
     t = time.perf_counter()
     cfg = demo_config(data, overrides)
     table = load_datasets(cfg.data.specs, task=cfg.data.task)
-    print(f"[1/4] check: {len(table)} images in {data}")
-    report = run_check(table, progress=progress)
-    for line in report.warnings:
-        print(f"  warning: {line}")
+    print(f"[1/4] check: {len(table)} images in {data} (its warnings are repeated by train)")
+    cached_check(table, progress=progress)  # train reuses this check (cached by the data)
     times["check"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    # Copies found by check (Kermany holds byte-identical files) count as one patient when splitting.
-    table, changed = merge_patients(table, [g["paths"] for g in report.duplicates])
-    table = assign_splits(table, val=0.15, test=0.15, seed=cfg.data.seed)
-    out.mkdir(parents=True, exist_ok=False)
-    save_splits(table, out / "demo_splits.csv")
-    cfg.data.splits = str(out / "demo_splits.csv")
-    counts = table.table["split"].value_counts().to_dict()
-    print(f"[2/4] split: patient-grouped train/val/test {counts} ({changed} duplicate images grouped)")
+    # The recipe's duplicates policy (group: copies count as one patient) and its train/val/test split;
+    # train makes the same split again from the same seed.
+    split_table, report = checked_split(cfg, table, progress=progress)
+    counts = split_table.table["split"].value_counts().to_dict()
+    crossing = sum(g["cross_split"] for g in report.duplicates)
+    print(f"[2/4] split: patient-grouped train/val/test {counts} ({crossing} duplicate groups across splits)")
     print(f"[3/4] train: {cfg.model.backbone} + {cfg.model.weights} weights, {len(cfg.stages)} stages")
+    out.mkdir(parents=True, exist_ok=False)
     result = train_run(cfg, out, overwrite=True, progress=progress)
-    atomic_write_text(out / "check.json", json.dumps(report.to_dict(), indent=2, default=str))
     times["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    from medxfer.data.splits import apply_splits
+
+    table = apply_splits(table, out / "splits.csv")
     threshold = choose_threshold(out, table.subset("val"), "youden")
     print(f"[4/4] evaluate: threshold {threshold:.3f} chosen on val (Youden's J); scoring the test split")
     metrics = evaluate_run(out, table, split="test", n_boot=500)

@@ -132,7 +132,7 @@ def setup(cfg: TrainConfig, table, resume: bool = False) -> Setup:  # noqa: ANN0
     if not resume:  # a resumed run gets its weights from the checkpoint
         load_weights(model, info.backbone, cfg.model.weights)
     train = _load(table, info, "train", train_rows)
-    val = _load(table, info, "val")
+    val = _load(table, info, "val", limit_train(table, cfg.data.limit_per_class, cfg.data.seed, "val"))
     weights = class_weights(train[1], info.num_classes) if cfg.train.imbalance == "class_weights" else None
     module = ClassifierModule(model, cfg, weights)
     data = RunData(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,31 +51,62 @@ def prepare_run_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
-def resolve_data(cfg: TrainConfig, run_dir: Path, resume: bool):  # noqa: ANN201
-    """Load the datasets, apply or make the patient-grouped split, write ``splits.csv``."""
+class LeakError(ValueError):
+    """Duplicate images straddle the splits and leaks were not allowed."""
+
+
+def resolve_data(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool = True):  # noqa: ANN201
+    """Load the datasets, check them (cached by the data), apply ``data.duplicates``, apply or make
+    the patient-grouped split, write ``check.json`` and ``splits.csv`` into ``run_dir``.
+
+    Raises :class:`LeakError` when duplicate groups straddle splits and ``data.allow_leaks`` is off.
+    """
     from medxfer.data.datasets import load_datasets
-    from medxfer.data.splits import apply_splits, assign_splits, save_splits
+    from medxfer.data.splits import apply_splits, save_splits
 
     if not cfg.data.specs:
         raise ValueError("config: data.specs is empty; give at least one LAYOUT:PATH dataset")
     table = load_datasets(cfg.data.specs, task=cfg.data.task, label_map=cfg.data.label_map)
-    splits = run_dir / "splits.csv" if resume else cfg.data.splits
-    if splits:
-        table = apply_splits(table, splits)
-    else:
-        if cfg.data.group_duplicates:
-            from medxfer.data.dedup import merge_duplicate_patients
+    if resume:  # the run's own split; its check.json was written when it started
+        return apply_splits(table, run_dir / "splits.csv")
+    table, report = checked_split(cfg, table, progress)
+    from medxfer.data.leaks import patient_note
 
-            table, _ = merge_duplicate_patients(table)
-        table = assign_splits(table, val=cfg.data.val, test=cfg.data.test, seed=cfg.data.seed)
-    if not resume:
-        save_splits(table, run_dir / "splits.csv")
+    for line in [*report.warnings, patient_note(table)]:
+        if line:
+            print(f"check: {line}", file=sys.stderr)
+    atomic_write_text(run_dir / "check.json", json.dumps(report.to_dict(), indent=2, default=str))
+    save_splits(table, run_dir / "splits.csv")
     return table
 
 
-def limit_train(table, limit: int | None, seed: int):  # noqa: ANN001, ANN201
-    """Rows of the train split, at most ``limit`` per class (a seeded, patient-agnostic sample)."""
-    train = table.table[table.table["split"] == "train"]
+def checked_split(cfg: TrainConfig, table, progress: bool = True):  # noqa: ANN001, ANN201
+    """``check`` + duplicates policy + split of ``table``: returns ``(table, report for that split)``."""
+    from medxfer.data.leaks import apply_duplicates_policy, cached_check, report_for_split, split_leaks
+    from medxfer.data.splits import apply_splits, assign_splits
+
+    report, reused = cached_check(table, progress=progress)
+    if cfg.data.splits:
+        table = apply_splits(table, cfg.data.splits)
+    table, dropped = apply_duplicates_policy(table, report, cfg.data.duplicates)
+    if not cfg.data.splits:
+        table = assign_splits(table, val=cfg.data.val, test=cfg.data.test, seed=cfg.data.seed)
+    report = report_for_split(report, table)
+    report.settings.update(duplicates=cfg.data.duplicates, dropped=dropped, reused_cached_check=reused)
+    leaks = split_leaks(report)
+    if leaks and not cfg.data.allow_leaks:
+        example = ", ".join(leaks[0]["paths"][:2])
+        raise LeakError(
+            f"{len(leaks)} group(s) of duplicate images straddle the splits (e.g. {example}): "
+            "validation images would leak into training. Use data.duplicates: group or drop-cross-class "
+            "with a split made here (no data.splits), or pass --allow-leaks (data.allow_leaks: true)"
+        )
+    return table, report
+
+
+def limit_train(table, limit: int | None, seed: int, split: str = "train"):  # noqa: ANN001, ANN201
+    """Rows of ``split``, at most ``limit`` per class (a seeded, patient-agnostic sample)."""
+    train = table.table[table.table["split"] == split]
     if limit:
         train = train.sample(frac=1.0, random_state=seed).groupby("label").head(limit)
     return train.sort_values("path")
@@ -139,7 +171,7 @@ def train_run(
     if cfg is None:
         raise ValueError("train_run needs a config unless resume=True")
     # DDP ranks > 0 re-run the command line after rank 0 has written the run's config and splits.
-    table = resolve_data(cfg, run_dir, resume or child)
+    table = resolve_data(cfg, run_dir, resume or child, progress=progress)
     if not (resume or child):
         save_config(cfg, run_dir / "config.yaml")
     start = time.perf_counter()
