@@ -43,7 +43,9 @@ class ModelConfig:
     """Backbone, where its weights come from, and the head."""
 
     backbone: str = "efficientnet_lite0"
-    weights: str = "packaged"  # imagenet | packaged | file:PATH | none
+    weights: str = (
+        "default"  # default (the backbone's listed default) | imagenet | packaged | file:PATH | none
+    )
     input_size: int | None = None  # None: the weights' own size
     head: dict[str, Any] = field(default_factory=lambda: {"kind": "linear", "hidden": 0, "dropout": 0.2})
     output: str = "softmax"  # softmax | sigmoid (binary only)
@@ -202,9 +204,39 @@ def from_dict(data: dict[str, Any], where: str = "config") -> TrainConfig:
     cfg = _build(TrainConfig, {**data, **built}, where)
     try:
         validate(cfg)
+        _resolve_weights(cfg)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return cfg
+
+
+def _resolve_weights(cfg: TrainConfig) -> None:
+    """``model.weights: default`` becomes the backbone's listed default (``medxfer models``)."""
+    if cfg.model.weights != "default":
+        return
+    from medxfer.models.backbones import get_spec
+
+    try:
+        cfg.model.weights = get_spec(cfg.model.backbone).default_weights
+    except ValueError as exc:
+        raise ConfigError(f"model.backbone={cfg.model.backbone!r}: {exc}") from None
+
+
+def scratch_warning(cfg: TrainConfig) -> str | None:
+    """A warning when a randomly initialised network gets stages that keep most of it frozen."""
+    frozen = [s.name for s in cfg.stages if s.trainable != "all"]
+    if cfg.model.weights != "none" or not frozen:
+        return None
+    return (
+        f"model.weights=none: {cfg.model.backbone} starts from random weights, but stage(s) "
+        f"{', '.join(frozen)} train only part of it (a random frozen backbone learns little); "
+        "give stages with trainable: all, or pretrained weights"
+    )
+
+
+def scratch_stages(cfg: TrainConfig) -> list[StageConfig]:
+    """The default schedule for a network trained from scratch: every layer, the same epochs in all."""
+    return [StageConfig(name="scratch", epochs=cfg.total_epochs, trainable="all", lr=1e-3)]
 
 
 def _legacy(part: str, data: Any) -> Any:
@@ -330,9 +362,7 @@ def load_config(
     """
     data: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"{p}: config file not found")
+        p = find_recipe(path)
         try:
             data = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as exc:
@@ -345,6 +375,33 @@ def load_config(
     if cfg.data.splits:
         cfg.data.splits = _expand(cfg.data.splits, "data.splits")
     return cfg
+
+
+def recipe_folders() -> list[Path]:
+    """Where recipes are found by name: the packaged ``medxfer/configs`` and, in a source checkout,
+    the repository's ``configs/``."""
+    package = Path(__file__).resolve().parent
+    return [p for p in (package / "configs", package.parents[1] / "configs") if p.is_dir()]
+
+
+def list_recipes() -> list[str]:
+    """Names of the recipes :func:`find_recipe` knows (``covid-3class``, ``demo``, ...)."""
+    return sorted({f.stem for d in recipe_folders() for f in d.glob("*.yaml")})
+
+
+def find_recipe(name: str | os.PathLike[str]) -> Path:
+    """A config file path as given, else a recipe by name (``covid-3class``); ConfigError lists them."""
+    p = Path(name)
+    if p.is_file():
+        return p
+    if p.suffix in ("", ".yaml", ".yml") and len(p.parts) == 1:
+        for folder in recipe_folders():
+            candidate = folder / f"{p.stem}.yaml"
+            if candidate.is_file():
+                return candidate
+    raise ConfigError(
+        f"{p}: config file not found; give a YAML path or a recipe: {', '.join(list_recipes())}"
+    )
 
 
 def save_config(cfg: TrainConfig, path: str | os.PathLike[str]) -> None:

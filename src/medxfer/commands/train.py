@@ -18,10 +18,16 @@ def _config(
     weights: str | None,
     sets: list[str] | None,
     scale: dict,
+    epochs: int | None = None,
+    allow_leaks: bool = False,
 ):  # noqa: ANN202
     from medxfer.config import ConfigError, load_config
 
     overrides = list(sets or [])
+    if allow_leaks:
+        overrides.append("data.allow_leaks=true")
+    if backbone is not None and weights is None:
+        weights = "default"  # another backbone starts from its own listed default weights
     if data:
         overrides.append(f"data.specs={data!r}")
     for key, value in (
@@ -36,21 +42,55 @@ def _config(
         if value is not None:
             overrides.append(f"train.{key}={value}")
     try:
-        return load_config(config, overrides)
+        cfg = load_config(config, overrides)
     except ConfigError as exc:
         fail(str(exc))
+    _scratch(cfg, custom_stages=config is not None or any(s.startswith("stages") for s in sets or []))
+    if epochs is not None:
+        if epochs < 1:
+            fail(f"--epochs {epochs}: give at least 1")
+        for stage in cfg.stages:
+            stage.epochs = epochs
+    return cfg
+
+
+def _scratch(cfg, custom_stages: bool) -> None:  # noqa: ANN001
+    """Default stages + no pretrained weights: train all layers; a recipe's own stages: warn."""
+    from medxfer.config import scratch_stages, scratch_warning
+
+    message = scratch_warning(cfg)
+    if message is None:
+        return
+    if custom_stages:
+        typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
+        return
+    cfg.stages = scratch_stages(cfg)
+    typer.echo(f"note: {cfg.model.backbone} has no pretrained weights here: all layers train in every epoch")
 
 
 def train(
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML recipe (see configs/)."),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="YAML recipe: a path or a recipe name (covid-3class, kermany-binary, ...).",
+    ),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run folder to create, e.g. runs/NAME."),
     data: list[str] | None = typer.Option(None, "--data", "-d", help=DATA_HELP),
     task: str | None = typer.Option(None, help="Label task, e.g. kermany-binary, covid-3class."),
     splits: Path | None = typer.Option(None, help="Use this splits.csv instead of making one."),
     backbone: str | None = typer.Option(None, help="Backbone (see `medxfer models`)."),
-    weights: str | None = typer.Option(None, help="imagenet | packaged | file:PATH | none."),
+    weights: str | None = typer.Option(
+        None, help="default | imagenet | packaged | file:PATH | none (default: the backbone's own)."
+    ),
     sets: list[str] | None = typer.Option(
         None, "--set", help="Override a config key: --set train.batch_size=16"
+    ),
+    epochs: int | None = typer.Option(
+        None, "--epochs", help="Epochs of every stage (quick try: --epochs 1)."
+    ),
+    allow_leaks: bool = typer.Option(
+        False, "--allow-leaks", help="Train even if duplicate images straddle the splits (not advised)."
     ),
     resume: Path | None = typer.Option(None, help="Continue the killed run in this folder."),
     overwrite: bool = typer.Option(False, help="Replace the run already in --out."),
@@ -69,7 +109,9 @@ def train(
     if resume is None and out is None:
         fail("give --out runs/NAME (or --resume runs/NAME to continue a run)")
     scale = {"devices": devices, "strategy": strategy, "num_nodes": num_nodes, "accelerator": accelerator}
-    cfg = None if resume else _config(config, data, task, splits, backbone, weights, sets, scale)
+    cfg = None
+    if not resume:
+        cfg = _config(config, data, task, splits, backbone, weights, sets, scale, epochs, allow_leaks)
     try:
         result = train_run(
             cfg, resume or out, resume=resume is not None, overwrite=overwrite, progress=not quiet

@@ -1,0 +1,43 @@
+"""`medxfer train` defaults a new user meets: a backbone's own weights, a from-scratch schedule, --epochs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from medxfer.cli import app
+
+
+def test_custom_cnn_trains_from_scratch_with_all_layers(tiny_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["train", "--data", f"folder:{tiny_data}", "--backbone", "custom_cnn", "--epochs", "1"]
+    args += ["--out", str(out), "--quiet", "--set", "model.input_size=32", "--set", "train.threads=1"]
+    args += ["--set", "data.val=0.25"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "all layers train" in result.output
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["model"]["weights"] == "none"
+    assert [(s["trainable"], s["epochs"]) for s in cfg["stages"]] == [("all", 1)]
+    check = json.loads((out / "check.json").read_text())
+    assert check["num_images"] == 24 and check["settings"]["duplicates"] == "group"
+    assert (out / "model.safetensors").is_file()
+
+
+def test_a_recipe_with_frozen_stages_and_no_weights_warns(tiny_data: Path, tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "model: {backbone: custom_cnn, weights: none, input_size: 32}\n"
+        "stages: [{name: head, epochs: 0, trainable: head}, {name: ft, epochs: 1, trainable: 'last:1'}]\n"
+    )
+    out = tmp_path / "run"
+    args = ["train", "-c", str(recipe), "--data", f"folder:{tiny_data}", "--out", str(out), "--quiet"]
+    args += ["--set", "train.threads=1", "--set", "data.val=0.25", "--set", "data.limit_per_class=4"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "starts from random weights" in result.output
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 2
