@@ -12,7 +12,11 @@ import typer
 
 app = typer.Typer(
     name="medxfer",
-    help="Transfer-learning medical image classifiers (chest X-ray first), judged honestly.",
+    help=(
+        "Start with `medxfer demo` (the whole pipeline on real chest X-rays, minutes on a CPU), then "
+        "`medxfer check DATA` on your own images, then `medxfer train -c RECIPE --out runs/NAME`. "
+        "Transfer-learning medical image classifiers (chest X-ray first), judged honestly."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

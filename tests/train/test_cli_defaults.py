@@ -41,3 +41,32 @@ def test_a_recipe_with_frozen_stages_and_no_weights_warns(tiny_data: Path, tmp_p
     assert "starts from random weights" in result.output
     rows = (out / "metrics.csv").read_text().splitlines()
     assert len(rows) == 2
+
+
+def test_quiet_is_quiet_and_tensorboard_gets_hparams_and_lr(tiny_data: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    args = ["train", "--data", f"folder:{tiny_data}", "--backbone", "custom_cnn", "--epochs", "1", "--quiet"]
+    args += ["--out", str(out), "--set", "model.input_size=32", "--set", "train.threads=1"]
+    proc = subprocess.run(
+        [sys.executable, "-c", "from medxfer.cli import app; app()", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MEDXFER_CACHE": str(tmp_path / "cache")},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = proc.stdout + proc.stderr
+    for noise in ("Tip:", "GPU available", "deprecated", "Warning", "limit_train_batches"):
+        assert noise not in text, noise
+    events = EventAccumulator(str(out / "tb"))
+    events.Reload()
+    assert any(tag.startswith("lr-") for tag in events.Tags()["scalars"]), events.Tags()["scalars"]
+    plugins = events.PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in plugins
+    assert b"train.batch_size" in plugins["_hparams_/session_start_info"]

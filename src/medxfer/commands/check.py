@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from medxfer.commands.common import DATA_HELP, fail, load_data
+from medxfer.commands.common import console as make_console
 
 if TYPE_CHECKING:
     from medxfer.data.check import CheckReport
@@ -92,10 +93,9 @@ def _restore(folder: Path) -> None:
 
 def render(report: CheckReport) -> None:
     """Print the report as rich tables (counts, findings, probe, warnings)."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = make_console()
     counts = report.counts
     table = Table(title=f"{report.num_images} images ({report.seconds:.1f} s)")
     sources = sorted(counts["per_source"])

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -43,3 +46,42 @@ def load_data(
 
 def echo_err(message: str) -> None:
     print(message, file=sys.stderr)
+
+
+def console(stderr: bool = False) -> Any:
+    """A rich Console that does not cut tables at 80 columns when output goes to a file, a notebook or
+    a CI log (rich's default there): it is then 200 columns wide unless ``$COLUMNS`` says otherwise."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    terminal = hasattr(stream, "isatty") and stream.isatty()
+    width = None if terminal or os.environ.get("COLUMNS") else 200
+    return Console(stderr=stderr, width=width)
+
+
+LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning")
+
+
+@contextmanager
+def quiet_lightning(enabled: bool = True) -> Iterator[None]:
+    """Inside the block (when ``enabled``): no Python warnings, and Lightning logs only errors (no tips,
+    no "GPU available" lines, no deprecation notes). Restored afterwards; nothing changes at import."""
+    if not enabled:
+        yield
+        return
+    import logging
+    import warnings
+
+    import lightning.pytorch  # noqa: F401 - its import sets its loggers' levels: import before changing them
+
+    loggers = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
+    levels = [log.level for log in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for log in loggers:
+            log.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for log, level in zip(loggers, levels, strict=True):
+                log.setLevel(level)

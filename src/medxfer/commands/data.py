@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from medxfer.commands.common import DATA_HELP, fail, load_data
+from medxfer.commands.common import DATA_HELP, console, fail, load_data
 
 if TYPE_CHECKING:
     from medxfer.data.datasets import ImageTable
@@ -48,7 +48,6 @@ def split(
 
 
 def _print_summary(table: ImageTable, out: Path) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from medxfer.data.splits import split_summary
@@ -61,7 +60,7 @@ def _print_summary(table: ImageTable, out: Path) -> None:
         row = summary.loc[split_name]
         cells = [f"{int(row[name])} ({row[f'{name} %']:.1f}%)" for name in table.class_names]
         view.add_row(str(split_name), str(int(row["images"])), str(int(row["patients"])), *cells)
-    Console().print(view)
+    console().print(view)
 
 
 def register(app: typer.Typer) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from medxfer.commands.common import fail
+from medxfer.commands.common import console, fail
 
 
 def model_rows(names: list[str] | None = None) -> list[dict[str, object]]:
@@ -58,7 +58,6 @@ def models(
     backbone: list[str] = typer.Argument(None, help="Backbones to show (default: all registered)."),
 ) -> None:
     """List backbones, their parameter counts, input sizes and the weight sources that work here now."""
-    from rich.console import Console
     from rich.table import Table
 
     try:
@@ -85,7 +84,7 @@ def models(
             usable,
             str(r["imagenet"]),
         )
-    Console().print(table)
+    console().print(table)
     typer.echo("* default backbone (with packaged weights). --weights imagenet | packaged | file:PATH | none")
 
 

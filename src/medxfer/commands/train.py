@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from medxfer.commands.common import DATA_HELP, fail
+from medxfer.commands.common import DATA_HELP, fail, quiet_lightning
 
 
 def _config(
@@ -98,7 +98,7 @@ def train(
     strategy: str | None = typer.Option(None, help="Lightning strategy (e.g. ddp)."),
     num_nodes: int | None = typer.Option(None, help="Lightning num_nodes."),
     accelerator: str | None = typer.Option(None, help="cpu | gpu | auto."),
-    quiet: bool = typer.Option(False, help="No progress bar."),
+    quiet: bool = typer.Option(False, help="No progress bar, no Lightning tips or warnings."),
 ) -> None:
     """Train a classifier in stages (frozen backbone, then fine-tuning) into a run folder."""
     from medxfer.data.datasets import DatasetError
@@ -113,9 +113,10 @@ def train(
     if not resume:
         cfg = _config(config, data, task, splits, backbone, weights, sets, scale, epochs, allow_leaks)
     try:
-        result = train_run(
-            cfg, resume or out, resume=resume is not None, overwrite=overwrite, progress=not quiet
-        )
+        with quiet_lightning(quiet):
+            result = train_run(
+                cfg, resume or out, resume=resume is not None, overwrite=overwrite, progress=not quiet
+            )
     except (RunExistsError, DatasetError, ImageError, WeightsError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     typer.echo(

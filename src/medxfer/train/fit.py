@@ -68,6 +68,10 @@ def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, progress: bool): 
     strategy = cfg.train.strategy
     if strategy == "ddp":  # frozen stages leave parameters without gradients: DDP must allow that
         strategy = "ddp_find_unused_parameters_true"
+    from lightning.pytorch.callbacks import LearningRateMonitor
+
+    tensorboard = TensorBoardLogger(str(run_dir), name="tb", version="", default_hp_metric=False)
+    callbacks = [*callbacks, LearningRateMonitor(logging_interval="step")]
     return L.Trainer(
         max_epochs=cfg.total_epochs,
         accelerator=cfg.train.accelerator,
@@ -77,7 +81,7 @@ def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, progress: bool): 
         precision=precision,
         callbacks=callbacks,
         logger=[
-            TensorBoardLogger(str(run_dir), name="tb", version=""),
+            tensorboard,
             CSVLogger(str(run_dir), name="logs", version=""),
         ],
         default_root_dir=str(run_dir),
@@ -185,7 +189,11 @@ def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=
     elapsed = time.perf_counter() - t0
     if not trainer.is_global_zero:
         return TrainResult(run_dir, float("nan"))
-    return _finish(cfg, history.rows, best_ckpt, s.module, s.info, run_dir, s.n_train, elapsed)
+    result = _finish(cfg, history.rows, best_ckpt, s.module, s.info, run_dir, s.n_train, elapsed)
+    # the config and the best epoch's validation metrics, side by side in TensorBoard's HPARAMS tab
+    metrics = {f"hp/{k}": float(v) for k, v in result.metrics.items() if isinstance(v, int | float)}
+    trainer.loggers[0].log_hyperparams(flat_hparams(cfg), metrics or {"hp/best_metric": result.best_metric})
+    return result
 
 
 def _finish(  # noqa: ANN202
@@ -236,6 +244,25 @@ def _finish(  # noqa: ANN202
     return TrainResult(
         run_dir, summary["best_metric"] or float("nan"), info.metrics, elapsed, summary["images_per_second"]
     )
+
+
+def flat_hparams(cfg: TrainConfig) -> dict[str, Any]:
+    """The config as TensorBoard hparams: ``train.batch_size``-style keys, scalars or text."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, list) and prefix == "stages":
+            for i, v in enumerate(value):
+                walk(f"{prefix}.{i}", v)
+        else:
+            ok = isinstance(value, int | float | str | bool)
+            flat[prefix] = value if ok else ("" if value is None else str(value))
+
+    walk("", cfg.to_dict())
+    return flat
 
 
 def _images_per_epoch(cfg: TrainConfig, n_train: int) -> int:
