@@ -85,3 +85,39 @@ def test_augment_grows_a_class_into_a_new_folder(tiny_data: Path, tmp_path: Path
         ["augment", str(tiny_data), "--class", "disc", "--to", "20", "--out", str(tiny_data / "disc" / "x")],
     )
     assert inside.exit_code == 2 and "overlaps the source" in inside.output
+
+
+def test_augment_keeps_format_reflects_and_explains(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from medxfer.data.transforms import Augment
+
+    data = tmp_path / "mydata"
+    for cls in ("small", "big"):
+        (data / cls).mkdir(parents=True)
+        for i in range(3 if cls == "small" else 6):
+            img = np.full((48, 48), 180, np.uint8)
+            img[10:20, 10:30] = 90
+            Image.fromarray(img).save(data / cls / f"p{i}_0.jpg", quality=95)
+    runner = CliRunner()
+    inside = runner.invoke(
+        app, ["augment", str(data), "--class", "small", "--to", "6", "--out", str(data / "aug")]
+    )
+    assert inside.exit_code == 2 and "overlaps the source" in inside.output and not (data / "aug").exists()
+    low = runner.invoke(
+        app, ["augment", str(data), "--class", "small", "--to", "2", "--out", str(tmp_path / "a")]
+    )
+    assert low.exit_code == 2 and "already has 3 images" in low.output and "more than 3" in low.output
+    ok = runner.invoke(
+        app, ["augment", str(data), "--class", "small", "--to", "6", "--out", str(tmp_path / "a")]
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "no --splits" in ok.output
+    copies = sorted((tmp_path / "a" / "small").iterdir())
+    assert len(copies) == 3 and all(p.suffix == ".jpg" for p in copies)
+    assert {Image.open(p).format for p in copies} == {"JPEG"}
+    # reflection padding: a rotated bright image has no dark corners
+    bright = np.full((64, 64), 200, np.uint8)
+    spun = augment_uint8(bright, Augment(rotation=30), np.random.default_rng(0), pad="reflect")
+    assert spun.min() >= 190
+    assert augment_uint8(bright, Augment(rotation=30), np.random.default_rng(0)).min() < 50  # the old black

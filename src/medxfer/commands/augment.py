@@ -23,6 +23,14 @@ def augment(
     from medxfer.augment import augment_class
 
     table = load_data(data, task, splits)
+    if splits is None and not (table.table["split"] == "train").any():
+        typer.secho(
+            "warning: no --splits: copies are made from every image of the class, also those that will be "
+            "validation or test images; split first (medxfer split ... --out splits.csv) and pass --splits "
+            "so only training images are grown (copies keep their patient id either way)",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
     try:
         n = augment_class(table, class_name, to, out, preset, seed)
     except (ValueError, FileExistsError) as exc:

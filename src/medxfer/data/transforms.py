@@ -147,8 +147,13 @@ def batch_input(images: Sequence[np.ndarray], info: ModelInfo) -> torch.Tensor:
     return torch.stack([to_model_input(img, info) for img in images])
 
 
-def augment_uint8(img: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarray:
-    """Apply one random draw of ``aug`` to a prepared uint8 image (same size out)."""
+def augment_uint8(img: np.ndarray, aug: Augment, rng: np.random.Generator, pad: str = "black") -> np.ndarray:
+    """Apply one random draw of ``aug`` to a prepared uint8 image (same size out).
+
+    ``pad``: what fills the corners a rotation/shift uncovers: ``black`` or ``reflect`` (mirrored
+    image content: no black wedges, used by offline ``augment`` so copies do not differ from originals
+    by a pattern a model could learn).
+    """
     from PIL import Image, ImageEnhance
 
     if aug.is_identity():
@@ -157,7 +162,13 @@ def augment_uint8(img: np.ndarray, aug: Augment, rng: np.random.Generator) -> np
     w, h = pil.size
     if aug.hflip and rng.random() < aug.hflip:
         pil = pil.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    pil = _affine(pil, aug, rng, w, h)
+    if pad == "reflect":
+        m = max(w, h) // 2
+        widths = ((m, m), (m, m)) + ((0, 0),) * (img.ndim - 2)
+        big = _affine(Image.fromarray(np.pad(np.asarray(pil), widths, mode="reflect")), aug, rng, w, h)
+        pil = big.crop((m, m, m + w, m + h))
+    else:
+        pil = _affine(pil, aug, rng, w, h)
     if aug.crop_scale < 1.0:
         area = rng.uniform(aug.crop_scale, 1.0)
         cw, ch = int(w * np.sqrt(area)), int(h * np.sqrt(area))
