@@ -99,7 +99,7 @@ def evaluate(
 
 def explain(
     run: Path = typer.Argument(..., help="Run folder."),
-    images: list[Path] = typer.Argument(..., help="Image files."),
+    images: list[Path] = typer.Argument(..., help="Image files, folders (searched recursively) or globs."),
     out: Path = typer.Option(..., "--out", help="Folder for the overlay PNGs (created)."),
     class_name: str | None = typer.Option(
         None, "--class", help="Class to explain: a class name, 'all', or default the predicted class."
@@ -112,11 +112,14 @@ def explain(
 
     if not (run / "model.json").is_file():
         fail(f"{run}: not a medxfer run folder (no model.json)")
-    missing = [str(p) for p in images if not p.is_file()]
-    if missing:
-        fail(f"image(s) not found: {', '.join(missing)}")
+    from medxfer.predict import collect_inputs
+
     try:
-        written = explain_files(run, [str(p) for p in images], out, class_name, force=force)
+        files = collect_inputs([str(p) for p in images])
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    try:
+        written = explain_files(run, files, out, class_name, force=force)
     except (ValueError, ImageError, FileExistsError) as exc:
         fail(str(exc))
     for path, label, prob in written:
