@@ -19,6 +19,7 @@ def test_custom_cnn_trains_from_scratch_with_all_layers(tiny_data: Path, tmp_pat
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "all layers train" in result.output
+    assert "24 of 24 images have no patient id" in result.output  # folder layout: said, not hidden
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["model"]["weights"] == "none"
     assert [(s["trainable"], s["epochs"]) for s in cfg["stages"]] == [("all", 1)]
@@ -70,3 +71,20 @@ def test_quiet_is_quiet_and_tensorboard_gets_hparams_and_lr(tiny_data: Path, tmp
     plugins = events.PluginTagToContent("hparams")
     assert "_hparams_/session_start_info" in plugins
     assert b"train.batch_size" in plugins["_hparams_/session_start_info"]
+
+
+def test_limit_per_class_caps_every_split(tiny_data: Path, tmp_path: Path) -> None:
+    import numpy as np
+    from tiny import tiny_config
+
+    from medxfer.data.datasets import load_datasets
+    from medxfer.data.splits import assign_splits
+    from medxfer.train.fit import setup
+
+    cfg = tiny_config(tiny_data)
+    cfg.data.val, cfg.data.limit_per_class = 0.5, 3
+    table = assign_splits(load_datasets(cfg.data.specs), val=0.5, seed=0)
+    assert (table.table["split"] == "val").sum() >= 8  # more than the cap in each class
+    s = setup(cfg, table)
+    assert np.bincount(s.data.train_y).tolist() == [3, 3]
+    assert np.bincount(s.data.val_y).tolist() == [3, 3]
