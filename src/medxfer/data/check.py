@@ -186,7 +186,8 @@ def _duplicate_warnings(groups: list[dict[str, Any]]) -> list[str]:
     )
     if plain:
         out.append(
-            f"{plain} duplicate group(s) within one class/split/source (grouped splits keep them together)"
+            f"{plain} duplicate group(s) within one class/split/source (train's default data.duplicates: "
+            "group keeps each in one split; so does `split --group-duplicates`)"
         )
     return out
 
