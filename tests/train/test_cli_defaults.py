@@ -63,7 +63,15 @@ def test_quiet_is_quiet_and_tensorboard_gets_hparams_and_lr(tiny_data: Path, tmp
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = proc.stdout + proc.stderr
-    for noise in ("Tip:", "GPU available", "deprecated", "Warning", "limit_train_batches"):
+    for noise in (
+        "Tip:",
+        "GPU available",
+        "deprecated",
+        "Warning",
+        "limit_train_batches",
+        "decode train",
+        "it/s",
+    ):
         assert noise not in text, noise
     events = EventAccumulator(str(out / "tb"))
     events.Reload()

@@ -96,11 +96,12 @@ def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, progress: bool): 
     )
 
 
-def _load(table, info: ModelInfo, split: str, rows=None):  # noqa: ANN001, ANN202
+def _load(table, info: ModelInfo, split: str, rows=None, progress: bool = True):  # noqa: ANN001, ANN202
     from medxfer.data.cache import load_prepared
 
     rows = rows if rows is not None else table.table[table.table["split"] == split]
-    x = load_prepared(list(rows["path"]), info.input_size, info.channels, info.mask_boxes, desc=split)
+    paths = list(rows["path"])
+    x = load_prepared(paths, info.input_size, info.channels, info.mask_boxes, progress=progress, desc=split)
     return x, rows["label"].to_numpy(dtype=np.int64)
 
 
@@ -114,7 +115,7 @@ class Setup:
     n_train: int
 
 
-def setup(cfg: TrainConfig, table, resume: bool = False) -> Setup:  # noqa: ANN001
+def setup(cfg: TrainConfig, table, resume: bool = False, progress: bool = True) -> Setup:  # noqa: ANN001
     """Seed, resolve channels and preprocessing, build the model (+ weights), decode images once."""
     import lightning as L
 
@@ -135,8 +136,9 @@ def setup(cfg: TrainConfig, table, resume: bool = False) -> Setup:  # noqa: ANN0
     model = build_model(info.backbone, info.num_classes, weights="none", head=info.head, output=info.output)
     if not resume:  # a resumed run gets its weights from the checkpoint
         load_weights(model, info.backbone, cfg.model.weights)
-    train = _load(table, info, "train", train_rows)
-    val = _load(table, info, "val", limit_train(table, cfg.data.limit_per_class, cfg.data.seed, "val"))
+    train = _load(table, info, "train", train_rows, progress)
+    val_rows = limit_train(table, cfg.data.limit_per_class, cfg.data.seed, "val")
+    val = _load(table, info, "val", val_rows, progress)
     weights = class_weights(train[1], info.num_classes) if cfg.train.imbalance == "class_weights" else None
     module = ClassifierModule(model, cfg, weights)
     data = RunData(
@@ -161,7 +163,7 @@ def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=
     from medxfer.train.module import StageCallback
     from medxfer.train.runner import TrainResult
 
-    s = setup(cfg, table, resume)
+    s = setup(cfg, table, resume, progress)
     _resolve_auto_lr(cfg, s.data, s.module, run_dir)
     monitor, mode = cfg.train.monitor, "min" if cfg.train.monitor == "val_loss" else "max"
     best_ckpt = ModelCheckpoint(
