@@ -67,6 +67,7 @@ def test_recipes_by_name_and_the_shared_data_variable(
 
 def test_weights_default_to_the_backbones_own() -> None:
     assert load_config(None, ["model.backbone=custom_cnn", "model.weights=default"]).model.weights == "none"
+    assert load_config(None, ["model.backbone=vgg16", "model.weights=default"]).model.weights == "imagenet"
     assert load_config(None).model.weights == "packaged"  # efficientnet_lite0's listed default
     legacy = from_dict({"data": {"group_duplicates": True}})
     assert legacy.data.duplicates == "group"

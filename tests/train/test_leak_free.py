@@ -12,7 +12,7 @@ from tiny import make_folder_dataset, tiny_config
 
 from medxfer.config import load_config
 from medxfer.data.datasets import load_datasets
-from medxfer.train.runner import LeakError, checked_split, resolve_data
+from medxfer.train.runner import LeakError, checked_split, prepare_run_dir, resolve_data, train_run
 
 REPO = Path(__file__).resolve().parents[2]
 COVID_RECIPES = ["covid-3class", "covid-4class", "covid-vs-normal"]
@@ -63,7 +63,8 @@ def test_train_refuses_a_split_with_copies_on_both_sides(tmp_path: Path, monkeyp
     df.to_csv(tmp_path / "leaky.csv", index=False)
     cfg.data.splits = str(tmp_path / "leaky.csv")
     with pytest.raises(LeakError, match="straddle the splits.*--allow-leaks"):
-        resolve_data(cfg, tmp_path / "run2", resume=False, progress=False)
+        train_run(cfg, tmp_path / "run2", progress=False)
+    prepare_run_dir(tmp_path / "run2", resume=False, overwrite=False)  # the refusal blocks no retry
     cfg.data.allow_leaks = True
     (tmp_path / "run3").mkdir()
     leaky = resolve_data(cfg, tmp_path / "run3", resume=False, progress=False)
