@@ -8,7 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from medxfer.cli import app
-from medxfer.config import ConfigError, find_recipe, from_dict, load_config
+from medxfer.config import ConfigError, from_dict, load_config
+from medxfer.recipes import find_recipe
 
 BAD_SETS = [
     ("train.batch_size=abc", "train.batch_size='abc': expected an integer"),

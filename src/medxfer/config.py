@@ -362,6 +362,8 @@ def load_config(
     """
     data: dict[str, Any] = {}
     if path is not None:
+        from medxfer.recipes import find_recipe
+
         p = find_recipe(path)
         try:
             data = yaml.safe_load(p.read_text()) or {}
@@ -375,33 +377,6 @@ def load_config(
     if cfg.data.splits:
         cfg.data.splits = _expand(cfg.data.splits, "data.splits")
     return cfg
-
-
-def recipe_folders() -> list[Path]:
-    """Where recipes are found by name: the packaged ``medxfer/configs`` and, in a source checkout,
-    the repository's ``configs/``."""
-    package = Path(__file__).resolve().parent
-    return [p for p in (package / "configs", package.parents[1] / "configs") if p.is_dir()]
-
-
-def list_recipes() -> list[str]:
-    """Names of the recipes :func:`find_recipe` knows (``covid-3class``, ``demo``, ...)."""
-    return sorted({f.stem for d in recipe_folders() for f in d.glob("*.yaml")})
-
-
-def find_recipe(name: str | os.PathLike[str]) -> Path:
-    """A config file path as given, else a recipe by name (``covid-3class``); ConfigError lists them."""
-    p = Path(name)
-    if p.is_file():
-        return p
-    if p.suffix in ("", ".yaml", ".yml") and len(p.parts) == 1:
-        for folder in recipe_folders():
-            candidate = folder / f"{p.stem}.yaml"
-            if candidate.is_file():
-                return candidate
-    raise ConfigError(
-        f"{p}: config file not found; give a YAML path or a recipe: {', '.join(list_recipes())}"
-    )
 
 
 def save_config(cfg: TrainConfig, path: str | os.PathLike[str]) -> None:
