@@ -31,3 +31,4 @@ def test_tables_are_not_cut_when_stdout_is_not_a_terminal(tmp_path: Path) -> Non
     for n in names:
         assert n in result.output  # rich's 80-column default folded or cut these
     assert max(len(line) for line in result.output.splitlines()) > 80
+    assert "6 of 6 images have no patient id" in result.output

@@ -66,6 +66,11 @@ def check(
         report.settings["quarantined"] = moved
         typer.echo(f"moved {len(moved)} unreadable file(s) to {quarantine} (undo: --restore {quarantine})")
     render(report)
+    from medxfer.data.leaks import patient_note
+
+    note = patient_note(table)
+    if note:
+        typer.echo(note)
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(report.to_dict(), indent=2, default=_json_default))
         typer.echo(f"report written to {json_out}")

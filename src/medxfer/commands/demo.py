@@ -7,14 +7,14 @@ from pathlib import Path
 
 import typer
 
-from medxfer.commands.common import fail
+from medxfer.commands.common import fail, quiet_lightning
 
 
 def demo(
     data: Path | None = typer.Option(None, help="Kermany folder (default $MEDXFER_SHARED_DATA/kermany)."),
     out: Path | None = typer.Option(None, help="New run folder (default runs/demo-<time>)."),
     sets: list[str] | None = typer.Option(None, "--set", help="Override a key of the demo recipe."),
-    quiet: bool = typer.Option(False, help="No progress bars."),
+    quiet: bool = typer.Option(False, help="No progress bars, no Lightning tips or warnings."),
 ) -> None:
     """check -> split -> train -> evaluate on the Kermany chest X-rays; prints the report's path."""
     from medxfer.demo import default_data, run_demo
@@ -26,7 +26,8 @@ def demo(
     if out.exists():
         fail(f"{out} already exists; choose a new --out")
     start = time.perf_counter()
-    metrics = run_demo(data, out, sets, progress=not quiet)
+    with quiet_lightning(quiet):
+        metrics = run_demo(data, out, sets, progress=not quiet)
     auc, ci = metrics["metrics"].get("roc_auc"), metrics.get("ci", {}).get("roc_auc")
     ok = isinstance(ci, dict) and ci.get("low") is not None and ci.get("high") is not None
     ci_text = f" (95% CI {ci['low']:.3f}-{ci['high']:.3f}, patients resampled)" if ok else ""
