@@ -56,6 +56,7 @@ def test_train_refuses_a_split_with_copies_on_both_sides(tmp_path: Path, monkeyp
     report = json.loads((run / "check.json").read_text())
     assert report["counts"]["per_split"]["val"] > 0 and report["settings"]["duplicates"] == "group"
     assert any("ACROSS CLASSES" in w for w in report["warnings"])
+    assert not report["small_images"] and report["settings"]["min_size"] == 32  # the model's input size
     # a hand-made split that puts the two copies of disc1_0 on both sides
     df = pd.read_csv(run / "splits.csv")
     same = df["path"].str.endswith(("disc1_0.png", "zz_same.png"))

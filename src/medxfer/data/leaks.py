@@ -117,9 +117,10 @@ def apply_duplicates_policy(
     return table, dropped
 
 
-def report_for_split(report: CheckReport, table: ImageTable) -> CheckReport:
+def report_for_split(report: CheckReport, table: ImageTable, min_size: int | None = None) -> CheckReport:
     """``report`` (of the unsplit data) redone for ``table``'s rows and splits: counts, duplicate
-    groups (members still present), patients in two splits, confounding, warnings."""
+    groups (members still present), patients in two splits, confounding, warnings. ``min_size`` (at
+    most the check's own, e.g. the model's input size) narrows the list of small images."""
     from dataclasses import replace
 
     from medxfer.data.check import (
@@ -149,7 +150,11 @@ def report_for_split(report: CheckReport, table: ImageTable) -> CheckReport:
         non_frontal=[s for s in report.non_frontal if s["path"] in index],
         settings=dict(report.settings),
     )
-    out.warnings = build_warnings(out, int(out.settings.get("min_size", 224)))
+    checked = int(out.settings.get("min_size", 224))
+    if min_size is not None and min_size < checked:
+        out.small_images = [s for s in out.small_images if min(s["width"], s["height"]) < min_size]
+        out.settings["min_size"] = checked = min_size
+    out.warnings = build_warnings(out, checked)
     return out
 
 

@@ -91,7 +91,7 @@ def checked_split(cfg: TrainConfig, table, progress: bool = True):  # noqa: ANN0
     table, dropped = apply_duplicates_policy(table, report, cfg.data.duplicates)
     if not cfg.data.splits:
         table = assign_splits(table, val=cfg.data.val, test=cfg.data.test, seed=cfg.data.seed)
-    report = report_for_split(report, table)
+    report = report_for_split(report, table, cfg.model.input_size)
     report.settings.update(duplicates=cfg.data.duplicates, dropped=dropped, reused_cached_check=reused)
     leaks = split_leaks(report)
     if leaks and not cfg.data.allow_leaks:
