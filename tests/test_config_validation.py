@@ -73,3 +73,11 @@ def test_weights_default_to_the_backbones_own() -> None:
     legacy = from_dict({"data": {"group_duplicates": True}})
     assert legacy.data.duplicates == "group"
     assert from_dict({"data": {"group_duplicates": False}}).data.duplicates == "keep"
+
+
+def test_nested_types_are_checked() -> None:
+    with pytest.raises(ConfigError, match=r"data.label_map=\['a'\]: expected a mapping or null"):
+        from_dict({"data": {"label_map": ["a"]}})
+    with pytest.raises(ConfigError, match="data.mask_boxes=0.5: expected a list"):
+        from_dict({"data": {"mask_boxes": 0.5}})
+    assert from_dict({"data": {"label_map": {"x": None}}}).data.label_map == {"x": None}

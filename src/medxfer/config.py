@@ -149,12 +149,28 @@ def _fits(value: Any, part: str) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if base == "float":
         return isinstance(value, int | float) and not isinstance(value, bool)
-    return isinstance(value, {"str": str, "dict": dict, "list": list}.get(base, object))
+    kind = {"str": str, "dict": dict, "list": list, "Any": object}.get(base) or globals().get(base)
+    if not isinstance(kind, type):
+        raise TypeError(f"config field type {part!r} has no check")  # a new field type: add it above
+    return isinstance(value, kind)
+
+
+def _union_parts(annotation: str) -> list[str]:
+    """``"dict[str, str | None] | None"`` -> ``["dict[str, str | None]", "None"]`` (top-level ``|`` only)."""
+    parts, depth, current = [], 0, ""
+    for ch in annotation:
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if ch == "|" and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    return [*parts, current.strip()]
 
 
 def _check_type(value: Any, annotation: str, key: str) -> Any:
     """``value`` if it fits ``annotation`` (a dataclass field's type string), else a one-line ConfigError."""
-    parts = [p.strip() for p in str(annotation).split("|")]
+    parts = _union_parts(str(annotation))
     if "float" in parts and isinstance(value, str) and value != "auto":
         try:  # YAML 1.1 reads 1e-4 as a string
             return float(value)
