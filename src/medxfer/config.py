@@ -238,23 +238,6 @@ def _resolve_weights(cfg: TrainConfig) -> None:
         raise ConfigError(f"model.backbone={cfg.model.backbone!r}: {exc}") from None
 
 
-def scratch_warning(cfg: TrainConfig) -> str | None:
-    """A warning when a randomly initialised network gets stages that keep most of it frozen."""
-    frozen = [s.name for s in cfg.stages if s.trainable != "all"]
-    if cfg.model.weights != "none" or not frozen:
-        return None
-    return (
-        f"model.weights=none: {cfg.model.backbone} starts from random weights, but stage(s) "
-        f"{', '.join(frozen)} train only part of it (a random frozen backbone learns little); "
-        "give stages with trainable: all, or pretrained weights"
-    )
-
-
-def scratch_stages(cfg: TrainConfig) -> list[StageConfig]:
-    """The default schedule for a network trained from scratch: every layer, the same epochs in all."""
-    return [StageConfig(name="scratch", epochs=cfg.total_epochs, trainable="all", lr=1e-3)]
-
-
 def _legacy(part: str, data: Any) -> Any:
     """Old keys still read: ``data.group_duplicates: true/false`` -> ``data.duplicates: group/keep``."""
     if part == "data" and isinstance(data, dict) and "group_duplicates" in data:

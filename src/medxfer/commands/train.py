@@ -56,7 +56,7 @@ def _config(
 
 def _scratch(cfg, custom_stages: bool) -> None:  # noqa: ANN001
     """Default stages + no pretrained weights: train all layers; a recipe's own stages: warn."""
-    from medxfer.config import scratch_stages, scratch_warning
+    from medxfer.recipes import scratch_stages, scratch_warning
 
     message = scratch_warning(cfg)
     if message is None:
