@@ -408,6 +408,6 @@ class Run:
 
     def summary(self, depth: int = 2) -> str:
         """The model's layer table (output shapes, parameters, trainable) as text."""
-        from medxfer.models.summary import run_summary
+        from medxfer.train.summary import run_summary
 
         return run_summary(self.path, depth=depth)

@@ -55,7 +55,6 @@ def _steps_per_epoch(cfg: TrainConfig, n_train: int) -> int:
 def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, progress: bool):  # noqa: ANN202
     import lightning as L
     import torch
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     on_gpu = cfg.train.accelerator in ("gpu", "cuda") or (
         cfg.train.accelerator == "auto" and torch.cuda.is_available()
@@ -76,10 +75,7 @@ def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, progress: bool): 
         num_nodes=cfg.train.num_nodes,
         precision=precision,
         callbacks=callbacks,
-        logger=[
-            TensorBoardLogger(str(run_dir), name="tb", version=""),
-            CSVLogger(str(run_dir), name="logs", version=""),
-        ],
+        logger=_loggers(cfg, run_dir),
         default_root_dir=str(run_dir),
         reload_dataloaders_every_n_epochs=1,
         num_sanity_val_steps=0,
@@ -90,6 +86,22 @@ def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, progress: bool): 
         log_every_n_steps=1,
         deterministic=False,
     )
+
+
+def _loggers(cfg: TrainConfig, run_dir: Path) -> list:
+    """The configured Lightning loggers: ``tb/`` (TensorBoard), ``logs/`` (CSV), MLflow (``mlruns/``)."""
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    out: list = []
+    if "tensorboard" in cfg.train.loggers:
+        out.append(TensorBoardLogger(str(run_dir), name="tb", version=""))
+    if "csv" in cfg.train.loggers:
+        out.append(CSVLogger(str(run_dir), name="logs", version=""))
+    if "mlflow" in cfg.train.loggers:
+        from medxfer.train.tracking import mlflow_logger
+
+        out.append(mlflow_logger(cfg, run_dir))
+    return out
 
 
 def _load(table, info: ModelInfo, split: str, rows=None):  # noqa: ANN001, ANN202
