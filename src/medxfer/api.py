@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medxfer.evaluate.results import Evaluation, Explanation
+
 if TYPE_CHECKING:
     import pandas as pd
-    from matplotlib.figure import Figure
 
     from medxfer.config import TrainConfig
     from medxfer.data.check import CheckReport
@@ -37,7 +37,17 @@ if TYPE_CHECKING:
     from medxfer.train.runner import TrainResult
 
 PathLike = str | os.PathLike[str]
-__all__ = ["Evaluation", "Explanation", "Run", "check", "load_run", "make_config", "train", "tune"]
+__all__ = [
+    "Evaluation",
+    "Explanation",
+    "Run",
+    "check",
+    "load_run",
+    "load_table",
+    "make_config",
+    "train",
+    "tune",
+]
 
 
 def _override_strings(overrides: dict[str, Any]) -> list[str]:
@@ -89,11 +99,13 @@ def check(
     probe: bool = False,
     progress: bool = True,
     json_out: PathLike | None = None,
+    **options: Any,
 ) -> CheckReport:
     """Check datasets for leakage, duplicates, source confounding (and shortcuts with ``probe``).
 
-    Returns the :class:`~medxfer.data.check.CheckReport` (``.warnings``, ``.to_dict()``); ``json_out``
-    also writes it as JSON (e.g. ``runs/NAME/check.json``, which ``evaluate`` repeats in its report).
+    Returns the :class:`~medxfer.data.check.CheckReport` (``.warnings``, ``.to_dict()``); ``options`` go to
+    :func:`~medxfer.data.check.run_check` (``min_size``, ``mask_boxes``, ...). ``json_out`` also writes it
+    as JSON (e.g. ``runs/NAME/check.json``, which ``evaluate`` repeats in its report).
 
     Example::
 
@@ -105,7 +117,8 @@ def check(
     from medxfer.data.check import run_check
     from medxfer.runs import atomic_write_text
 
-    report = run_check(load_table(list(data), task=task, splits=splits), probe=probe, progress=progress)
+    table = load_table(list(data), task=task, splits=splits)
+    report = run_check(table, probe=probe, progress=progress, **options)
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(report.to_dict(), indent=2, default=_json_default))
     return report
@@ -117,12 +130,22 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def load_table(data: Sequence[str], task: str | None = None, splits: PathLike | None = None) -> ImageTable:
-    """Datasets (``LAYOUT:PATH`` specs) as one :class:`~medxfer.data.datasets.ImageTable`, splits applied."""
+def load_table(
+    data: Sequence[str],
+    task: str | None = None,
+    splits: PathLike | None = None,
+    label_map: dict[str, str | None] | None = None,
+) -> ImageTable:
+    """Datasets (``LAYOUT:PATH`` specs) as one :class:`~medxfer.data.datasets.ImageTable`, splits applied.
+
+    Example::
+
+        table = load_table(["kermany:../shared/data/kermany"], task="kermany-binary").table
+    """
     from medxfer.data.datasets import load_datasets
     from medxfer.data.splits import apply_splits
 
-    table = load_datasets(list(data), task=task)
+    table = load_datasets(list(data), task=task, label_map=label_map)
     return apply_splits(table, splits) if splits is not None else table
 
 
@@ -199,65 +222,6 @@ def tune(
             raise TypeError(f"tune: unknown option {key!r}")
         setattr(opts, key, value)
     return run_tune(opts, log=log)
-
-
-def _png_figure(path: PathLike) -> Figure:
-    """A matplotlib Figure showing a PNG file (no pyplot state: safe in scripts and notebooks)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from PIL import Image
-
-    img = np.asarray(Image.open(path).convert("RGB"))
-    h, w = img.shape[:2]
-    fig = Figure(figsize=(w / 100, h / 100), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.imshow(img)
-    ax.set_axis_off()
-    return fig
-
-
-@dataclass
-class Evaluation:
-    """What :meth:`Run.evaluate` wrote and found: ``metrics`` (the metrics.json dict), ``report`` (html)."""
-
-    metrics: dict[str, Any]
-    eval_dir: Path
-    report: Path
-
-    @property
-    def figures(self) -> dict[str, Figure]:
-        """The report's pictures as matplotlib Figures, by file stem (``roc``, ``confusion_matrix``, ...)."""
-        return {p.stem: _png_figure(p) for p in sorted(self.eval_dir.glob("*.png"))}
-
-    def headline(self) -> dict[str, Any]:
-        """Main metrics with 95% CIs: ``{metric: {"value", "low", "high"}}``."""
-        return dict(self.metrics.get("ci", {}))
-
-
-@dataclass
-class Explanation:
-    """Grad-CAM of one image: ``heatmap`` (S, S) in [0, 1], ``overlay`` (uint8 RGB), the explained class."""
-
-    label: str
-    probability: float
-    heatmap: np.ndarray
-    overlay: np.ndarray
-    path: Path | None = None
-
-    @property
-    def figure(self) -> Figure:
-        """The overlay as a matplotlib Figure titled with the class and its probability."""
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(4, 4.3), dpi=100)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
-        ax.imshow(self.overlay)
-        ax.set_title(f"{self.label}  P={self.probability:.3f}")
-        ax.set_axis_off()
-        return fig
 
 
 class Run:
@@ -339,7 +303,11 @@ class Run:
         own = self.path / "splits.csv"
         if splits is None and split is not None and own.is_file():
             splits = own
-        return load_table(specs, task=task or (cfg.data.task if cfg else None), splits=splits)
+        own_task = task is None and data is None and cfg is not None
+        label_map = cfg.data.label_map if own_task and cfg else None
+        return load_table(
+            specs, task=task or (cfg.data.task if cfg else None), splits=splits, label_map=label_map
+        )
 
     def predict(
         self, inputs: PathLike | np.ndarray | Sequence[Any], batch_size: int = 32, tta: bool = False
