@@ -70,6 +70,8 @@ def test_evaluate_uses_the_runs_data_and_returns_figures(api_run: medxfer.Run, t
     splits = pd.read_csv(run.path / "splits.csv")
     assert ev.metrics["n_images"] == int((splits["split"] == "val").sum())
     assert ev.report.is_file() and ev.report.name == "report.html"
+    html = ev.report.read_text()
+    assert "id='model'" in html and "Trainable params" in html  # summary.txt shown in the report
     assert (ev.eval_dir / "metrics.json").is_file() and ev.eval_dir.name == "val"
     figs = ev.figures
     assert {"roc", "confusion_matrix", "reliability"} <= set(figs)
