@@ -240,10 +240,10 @@ def _finish(  # noqa: ANN202
         "val_metrics": info.metrics,
     }
     atomic_write_text(run_dir / "train_summary.json", json.dumps(summary, indent=2))
+    tb = f"tensorboard: tensorboard --logdir {run_dir / 'tb'}\n" if "tensorboard" in cfg.train.loggers else ""
     print(
         f"model: {run_dir / 'model.safetensors'} (+ model.json)\ncurves: {run_dir / 'curves.png'}\n"
-        f"metrics: {run_dir / 'metrics.csv'}\ntensorboard: tensorboard --logdir {run_dir / 'tb'}\n"
-        f"best {cfg.train.monitor}: {summary['best_metric']}"
+        f"metrics: {run_dir / 'metrics.csv'}\n{tb}best {cfg.train.monitor}: {summary['best_metric']}"
     )
     return TrainResult(
         run_dir, summary["best_metric"] or float("nan"), info.metrics, elapsed, summary["images_per_second"]
