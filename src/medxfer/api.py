@@ -250,6 +250,7 @@ class Run:
 
     @property
     def class_names(self) -> list[str]:
+        """Class names in the model's output order (binary: ``class_names[1]`` is the positive class)."""
         return list(self.info.class_names)
 
     @property
