@@ -117,3 +117,28 @@ def test_export_onnx_matches_torch(api_run: medxfer.Run, tmp_path: Path) -> None
     result = api_run.export("onnx", out=tmp_path / "m.onnx")
     assert result.path == tmp_path / "m.onnx" and result.path.is_file()
     assert result.max_abs_diff < 1e-4
+
+
+def test_tune_runs_a_fast_study_in_process(tmp_path: Path) -> None:
+    """``medxfer.tune`` = ``medxfer tune``: a fast study on cached features ends with exactly N trials."""
+    from medxfer.features import FeatureSet, save_features
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 80)
+    x = rng.normal(size=(80, 4)).astype(np.float32) + 1.5 * y[:, None]
+    cols = {
+        "path": np.array([f"/x/{i}.png" for i in range(80)]),
+        "label_name": np.array(["a", "b"])[y],
+        "patient_id": np.array([f"p{i}" for i in range(80)]),
+        "split": np.where(np.arange(80) % 4 == 0, "val", "train"),
+        "source": np.full(80, "s"),
+    }
+    save_features(FeatureSet(x, y, ["a", "b"], cols, {"backbone": "synthetic"}), tmp_path / "f.npz")
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"fast": {"stages.0.lr": {"type": "float", "low": 1e-3, "high": 3e-2}}}))
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    kw = {"fast": True, "features": tmp_path / "f.npz", "storage": url, "study": "s", "out": tmp_path / "o"}
+    summary = medxfer.tune(None, 3, space=space, log=lambda m: None, **kw)
+    assert summary["complete"] + summary["pruned"] == 3 and (tmp_path / "o" / "best_config.yaml").is_file()
+    with pytest.raises(TypeError, match="unknown option 'trails'"):
+        medxfer.tune(None, trails=3)
