@@ -22,12 +22,31 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+def _version(value: bool) -> None:
+    if value:
+        from medxfer import __version__
+
+        typer.echo(f"medxfer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Transfer-learning medical image classifiers (chest X-ray first), judged honestly."""
+
+
 # One module per pipeline step; each defines register(app: typer.Typer) -> None.
 COMMAND_MODULES = (
     "data",  # split
     "check",  # check (incl. shortcut probe)
     "augment",  # augment
-    "models",  # models
+    "models",  # models, models summary
+    "summary",  # summary RUN
     "train",  # train, lr-find
     "evaluate",  # evaluate, explain, compare, demo
     "classical",  # features, classical

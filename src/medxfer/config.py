@@ -96,6 +96,8 @@ class TrainOptions:
     num_nodes: int = 1
     precision: str | None = None  # None: 16-mixed on GPU, 32 on CPU
     max_batches_per_epoch: int | None = None  # cap for quick runs (None: whole split)
+    loggers: list[str] = field(default_factory=lambda: ["tensorboard", "csv"])  # + mlflow
+    mlflow_uri: str | None = None  # None: a local file store RUN/mlruns (no server); or an MLflow URI
 
 
 def default_stages() -> list[StageConfig]:
@@ -122,6 +124,9 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+LOGGERS = ("tensorboard", "csv", "mlflow")
 
 
 class ConfigError(ValueError):
@@ -271,6 +276,9 @@ def validate(cfg: TrainConfig) -> None:
     for key, (value, valid) in choices.items():
         if value not in valid:
             raise ConfigError(f"{key}={value!r}; valid: {', '.join(valid)}")
+    unknown = [x for x in cfg.train.loggers if x not in LOGGERS]
+    if unknown:
+        raise ConfigError(f"train.loggers: unknown {unknown}; valid: {', '.join(LOGGERS)}")
     _validate_numbers(cfg)
     _validate_augment(cfg)
 

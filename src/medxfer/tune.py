@@ -130,3 +130,9 @@ def run_tune(opts: TuneOptions, log: Callable[[str], None] = print) -> dict[str,
         "storage": opts.storage or "default",
     }
     return write_outputs(study, cfg, out, extra, log)
+
+
+# ``medxfer.tune(...)`` is the public API function; this module shares its name (see medxfer._callable).
+from medxfer._callable import make_callable  # noqa: E402
+
+make_callable(__name__, "tune")

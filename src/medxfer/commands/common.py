@@ -32,13 +32,11 @@ def load_data(
     splits: Path | None = None,
 ) -> ImageTable:
     """Load and combine datasets given on the command line, optionally with a splits.csv applied."""
-    from medxfer.data.datasets import DatasetError, load_datasets
-    from medxfer.data.splits import apply_splits
+    from medxfer.api import load_table
+    from medxfer.data.datasets import DatasetError
 
     try:
-        table = load_datasets(specs, task=task)
-        if splits is not None:
-            table = apply_splits(table, splits)
+        table = load_table(specs, task=task, splits=splits)
     except (DatasetError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     return table

@@ -55,11 +55,26 @@ def _norm_label(mean: tuple[float, ...], std: tuple[float, ...]) -> str:
 
 
 def models(
-    backbone: list[str] = typer.Argument(None, help="Backbones to show (default: all registered)."),
+    backbone: list[str] = typer.Argument(
+        None, help="Backbones to show (default: all registered), or `summary BACKBONE` for its layer table."
+    ),
+    classes: int = typer.Option(2, "--classes", min=2, help="summary: number of classes of the head."),
+    input_size: int | None = typer.Option(
+        None, "--input-size", help="summary: input size in px (default: the backbone's)."
+    ),
+    head: str = typer.Option("linear", "--head", help="summary: linear or mlp:HIDDEN (e.g. mlp:256)."),
+    depth: int = typer.Option(2, "--depth", min=1, help="summary: nesting depth of the layer table."),
 ) -> None:
-    """List backbones, their parameter counts, input sizes and the weight sources that work here now."""
+    """List backbones, their parameter counts, input sizes and the weight sources that work here now.
+
+    `medxfer models summary BACKBONE [--classes N --input-size S --head mlp:256]` prints the layer table
+    (output shapes, parameters, trainable) and what each default training stage trains.
+    """
     from rich.table import Table
 
+    if backbone and backbone[0] == "summary":
+        _summary(backbone[1:], classes, input_size, head, depth)
+        return
     try:
         rows = model_rows(backbone or None)
     except ValueError as exc:
@@ -86,6 +101,22 @@ def models(
         )
     console().print(table)
     typer.echo("* default backbone (with packaged weights). --weights imagenet | packaged | file:PATH | none")
+
+
+def _summary(names: list[str], classes: int, input_size: int | None, head: str, depth: int) -> None:
+    """``medxfer models summary BACKBONE``: torchinfo layer table + blocks + stages, on stdout."""
+    from medxfer.train.summary import backbone_summary
+
+    if len(names) != 1:
+        fail("usage: medxfer models summary BACKBONE [--classes N --input-size S --head mlp:256]")
+    kind, _, hidden = head.partition(":")
+    if kind not in ("linear", "mlp") or (kind == "mlp" and not hidden.isdigit()):
+        fail(f"--head {head!r}; use linear or mlp:HIDDEN (e.g. mlp:256)")
+    spec = {"kind": kind, "hidden": int(hidden or 0), "dropout": 0.2}
+    try:
+        typer.echo(backbone_summary(names[0], classes, input_size, spec, depth), nl=False)
+    except ValueError as exc:
+        fail(str(exc))
 
 
 def register(app: typer.Typer) -> None:

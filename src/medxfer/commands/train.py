@@ -101,10 +101,11 @@ def train(
     quiet: bool = typer.Option(False, help="No progress bar, no Lightning tips or warnings."),
 ) -> None:
     """Train a classifier in stages (frozen backbone, then fine-tuning) into a run folder."""
+    from medxfer.api import train as api_train
     from medxfer.data.datasets import DatasetError
     from medxfer.data.images import ImageError
     from medxfer.models.weights import WeightsError
-    from medxfer.train.runner import RunExistsError, train_run
+    from medxfer.train.runner import RunExistsError
 
     if resume is None and out is None:
         fail("give --out runs/NAME (or --resume runs/NAME to continue a run)")
@@ -114,14 +115,13 @@ def train(
         cfg = _config(config, data, task, splits, backbone, weights, sets, scale, epochs, allow_leaks)
     try:
         with quiet_lightning(quiet):
-            result = train_run(
+            run = api_train(
                 cfg, resume or out, resume=resume is not None, overwrite=overwrite, progress=not quiet
             )
     except (RunExistsError, DatasetError, ImageError, WeightsError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
-    typer.echo(
-        f"run folder: {result.run_dir}  ({result.seconds:.0f} s, {result.images_per_second:.1f} img/s)"
-    )
+    result = run.train_result
+    typer.echo(f"run folder: {run.path}  ({result.seconds:.0f} s, {result.images_per_second:.1f} img/s)")
 
 
 def lr_find(

@@ -31,31 +31,31 @@ def tune(
     threads: int = typer.Option(1, help="torch CPU threads per fast trial."),
 ) -> None:
     """Search hyperparameters with Optuna (TPE + pruning); resumable, several processes may share a study."""
+    from medxfer.api import tune as api_tune
     from medxfer.config import ConfigError
     from medxfer.data.datasets import DatasetError
-    from medxfer.tune import TuneOptions, run_tune
 
     if pruner not in ("median", "hyperband", "none"):
         fail(f"--pruner {pruner!r}; valid: median, hyperband, none")
     if features is not None and not fast:
         fail("--features is for --fast mode only")
-    opts = TuneOptions(
-        config=config,
-        trials=trials,
-        timeout=timeout,
-        storage=storage,
-        study=study,
-        space=space,
-        fast=fast,
-        features=features,
-        out=out,
-        pruner=pruner,
-        seed=seed,
-        overrides=list(sets or []),
-        threads=threads,
-    )
     try:
-        summary = run_tune(opts, log=typer.echo)
+        summary = api_tune(
+            config,
+            trials,
+            fast=fast,
+            storage=storage,
+            study=study,
+            out=out,
+            features=features,
+            log=typer.echo,
+            timeout=timeout,
+            space=space,
+            pruner=pruner,
+            seed=seed,
+            overrides=list(sets or []),
+            threads=threads,
+        )
     except (ConfigError, DatasetError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     typer.echo(

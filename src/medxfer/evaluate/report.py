@@ -6,7 +6,8 @@ Both are rendered from one ``context`` dict built by :func:`medxfer.evaluate.run
 - ``result``: the ``metrics.json`` content (``metrics``, ``ci``, ``class_names``, optional ``at_0.5``...)
 - ``figures``: list of ``(caption, file name in the eval folder)``
 - ``worst``: list of rows ``{file, true, pred, p_true, p_pred, loss}``; ``gallery``: file name or None
-- ``counts``: ``{table title: {key: count}}``; ``warnings``: list of str; ``config_text``: str
+- ``counts``: ``{table title: {key: count}}``; ``warnings``: list of str; ``config_text``: str;
+  ``summary_text`` (optional): the run's ``summary.txt`` layer table
 """
 
 from __future__ import annotations
@@ -124,6 +125,10 @@ def _sections(ctx: dict[str, Any]) -> list[tuple[str, str, Any]]:
         )
     secs.append(("warnings", "Data check warnings", ctx["warnings"] or ["none recorded"]))
     secs.append(("config", "Run configuration", ctx["config_text"] or "(no config.yaml in the run)"))
+    if ctx.get("summary_text"):
+        secs.append(
+            ("model", "Model summary (layers, parameters, what each stage trained)", ctx["summary_text"])
+        )
     return secs
 
 
@@ -162,7 +167,7 @@ def render_html(ctx: dict[str, Any], folder: str | os.PathLike[str]) -> str:
             parts.append(_html_table(*table))
         elif sid == "warnings":
             parts.append("<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in content) + "</ul>")
-        elif sid == "config":
+        elif sid in ("config", "model"):
             parts.append(f"<pre>{html.escape(content)}</pre>")
         else:
             parts.append(_html_table(*content))
@@ -189,8 +194,8 @@ def render_markdown(ctx: dict[str, Any]) -> str:
             out.append(_md_table(*table))
         elif sid == "warnings":
             out += [f"- {w}" for w in content]
-        elif sid == "config":
-            out += ["```yaml", content.rstrip(), "```"]
+        elif sid in ("config", "model"):
+            out += ["```yaml" if sid == "config" else "```text", content.rstrip(), "```"]
         else:
             out.append(_md_table(*content))
     return "\n".join(out) + "\n"

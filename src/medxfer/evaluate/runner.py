@@ -298,6 +298,7 @@ def evaluate_run(
         "counts": data_counts(sub),
         "warnings": check_warnings(run),
         "config_text": config.read_text() if config.is_file() else "",
+        "summary_text": (run / "summary.txt").read_text() if (run / "summary.txt").is_file() else "",
     }
     html_path, _ = write_reports(ctx, out)
     return {**result, "eval_dir": str(out), "report": str(html_path)}

@@ -55,7 +55,6 @@ def _steps_per_epoch(cfg: TrainConfig, n_train: int) -> int:
 def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, progress: bool):  # noqa: ANN202
     import lightning as L
     import torch
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     on_gpu = cfg.train.accelerator in ("gpu", "cuda") or (
         cfg.train.accelerator == "auto" and torch.cuda.is_available()
@@ -70,7 +69,6 @@ def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, progress: bool): 
         strategy = "ddp_find_unused_parameters_true"
     from lightning.pytorch.callbacks import LearningRateMonitor
 
-    tensorboard = TensorBoardLogger(str(run_dir), name="tb", version="", default_hp_metric=False)
     callbacks = [*callbacks, LearningRateMonitor(logging_interval="step")]
     return L.Trainer(
         max_epochs=cfg.total_epochs,
@@ -80,10 +78,7 @@ def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, progress: bool): 
         num_nodes=cfg.train.num_nodes,
         precision=precision,
         callbacks=callbacks,
-        logger=[
-            tensorboard,
-            CSVLogger(str(run_dir), name="logs", version=""),
-        ],
+        logger=_loggers(cfg, run_dir),
         default_root_dir=str(run_dir),
         reload_dataloaders_every_n_epochs=1,
         num_sanity_val_steps=0,
@@ -94,6 +89,22 @@ def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, progress: bool): 
         log_every_n_steps=1,
         deterministic=False,
     )
+
+
+def _loggers(cfg: TrainConfig, run_dir: Path) -> list:
+    """The configured Lightning loggers: ``tb/`` (TensorBoard), ``logs/`` (CSV), MLflow (``mlruns/``)."""
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    out: list = []
+    if "tensorboard" in cfg.train.loggers:
+        out.append(TensorBoardLogger(str(run_dir), name="tb", version="", default_hp_metric=False))
+    if "csv" in cfg.train.loggers:
+        out.append(CSVLogger(str(run_dir), name="logs", version=""))
+    if "mlflow" in cfg.train.loggers:
+        from medxfer.train.tracking import mlflow_logger
+
+        out.append(mlflow_logger(cfg, run_dir))
+    return out
 
 
 def _load(table, info: ModelInfo, split: str, rows=None, progress: bool = True):  # noqa: ANN001, ANN202
@@ -194,7 +205,9 @@ def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=
     result = _finish(cfg, history.rows, best_ckpt, s.module, s.info, run_dir, s.n_train, elapsed)
     # the config and the best epoch's validation metrics, side by side in TensorBoard's HPARAMS tab
     metrics = {f"hp/{k}": float(v) for k, v in result.metrics.items() if isinstance(v, int | float)}
-    trainer.loggers[0].log_hyperparams(flat_hparams(cfg), metrics or {"hp/best_metric": result.best_metric})
+    for logger in trainer.loggers:
+        if type(logger).__name__ == "TensorBoardLogger":
+            logger.log_hyperparams(flat_hparams(cfg), metrics or {"hp/best_metric": result.best_metric})
     return result
 
 
@@ -238,10 +251,10 @@ def _finish(  # noqa: ANN202
         "val_metrics": info.metrics,
     }
     atomic_write_text(run_dir / "train_summary.json", json.dumps(summary, indent=2))
+    tb = f"tensorboard: tensorboard --logdir {run_dir / 'tb'}\n" if "tensorboard" in cfg.train.loggers else ""
     print(
         f"model: {run_dir / 'model.safetensors'} (+ model.json)\ncurves: {run_dir / 'curves.png'}\n"
-        f"metrics: {run_dir / 'metrics.csv'}\ntensorboard: tensorboard --logdir {run_dir / 'tb'}\n"
-        f"best {cfg.train.monitor}: {summary['best_metric']}"
+        f"metrics: {run_dir / 'metrics.csv'}\n{tb}best {cfg.train.monitor}: {summary['best_metric']}"
     )
     return TrainResult(
         run_dir, summary["best_metric"] or float("nan"), info.metrics, elapsed, summary["images_per_second"]
@@ -250,21 +263,11 @@ def _finish(  # noqa: ANN202
 
 def flat_hparams(cfg: TrainConfig) -> dict[str, Any]:
     """The config as TensorBoard hparams: ``train.batch_size``-style keys, scalars or text."""
-    flat: dict[str, Any] = {}
+    from medxfer.train.tracking import flatten
 
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-        elif isinstance(value, list) and prefix == "stages":
-            for i, v in enumerate(value):
-                walk(f"{prefix}.{i}", v)
-        else:
-            ok = isinstance(value, int | float | str | bool)
-            flat[prefix] = value if ok else ("" if value is None else str(value))
-
-    walk("", cfg.to_dict())
-    return flat
+    ok = (int, float, str, bool)
+    flat = flatten(cfg.to_dict())
+    return {k: v if isinstance(v, ok) else ("" if v is None else str(v)) for k, v in flat.items()}
 
 
 def _images_per_epoch(cfg: TrainConfig, n_train: int) -> int:

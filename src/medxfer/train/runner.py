@@ -182,4 +182,7 @@ def train_run(
     summary = json.loads((run_dir / "train_summary.json").read_text())
     summary["seconds"] = round(result.seconds, 1)
     atomic_write_text(run_dir / "train_summary.json", json.dumps(summary, indent=2))
+    from medxfer.train.summary import SUMMARY_TXT, run_summary
+
+    atomic_write_text(run_dir / SUMMARY_TXT, run_summary(run_dir))
     return result

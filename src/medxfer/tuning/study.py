@@ -67,11 +67,26 @@ def _prepare_sqlite(url: str) -> None:
             time.sleep(0.2 * (i + 1))
 
 
+def driver_url(url: str) -> str:
+    """``postgresql://...`` -> ``postgresql+psycopg://...`` (psycopg 3, a medxfer dependency) unless
+    psycopg2, SQLAlchemy's default driver for that scheme, is installed; other URLs unchanged.
+
+    >>> driver_url("sqlite:///runs/tune.db")
+    'sqlite:///runs/tune.db'
+    """
+    import importlib.util
+
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme) and importlib.util.find_spec("psycopg2") is None:
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
+
+
 def make_storage(url: str | None = None) -> optuna.storages.RDBStorage:
     """An Optuna RDB storage for ``url`` (default :data:`DEFAULT_STORAGE`), safe for several processes."""
     import optuna
 
-    url = url or DEFAULT_STORAGE
+    url = driver_url(url or DEFAULT_STORAGE)
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
         _prepare_sqlite(url)

@@ -1,0 +1,76 @@
+"""What the public API hands back about an evaluation or an explanation, figures included.
+
+Figures are matplotlib :class:`~matplotlib.figure.Figure` objects built without pyplot (no global state),
+so they show inline in Jupyter and can be saved or embedded anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def png_figure(path: str | os.PathLike[str]) -> Figure:
+    """A matplotlib Figure showing a PNG file (no pyplot state: safe in scripts and notebooks)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    img = np.asarray(Image.open(path).convert("RGB"))
+    h, w = img.shape[:2]
+    fig = Figure(figsize=(w / 100, h / 100), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(img)
+    ax.set_axis_off()
+    return fig
+
+
+@dataclass
+class Evaluation:
+    """What :meth:`Run.evaluate` wrote and found: ``metrics`` (the metrics.json dict), ``report`` (html)."""
+
+    metrics: dict[str, Any]
+    eval_dir: Path
+    report: Path
+
+    @property
+    def figures(self) -> dict[str, Figure]:
+        """The report's pictures as matplotlib Figures, by file stem (``roc``, ``confusion_matrix``, ...)."""
+        return {p.stem: png_figure(p) for p in sorted(self.eval_dir.glob("*.png"))}
+
+    def headline(self) -> dict[str, Any]:
+        """Main metrics with 95% CIs: ``{metric: {"value", "low", "high"}}``."""
+        return dict(self.metrics.get("ci", {}))
+
+
+@dataclass
+class Explanation:
+    """Grad-CAM of one image: ``heatmap`` (S, S) in [0, 1], ``overlay`` (uint8 RGB), the explained class."""
+
+    label: str
+    probability: float
+    heatmap: np.ndarray
+    overlay: np.ndarray
+    path: Path | None = None
+
+    @property
+    def figure(self) -> Figure:
+        """The overlay as a matplotlib Figure titled with the class and its probability."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(4, 4.3), dpi=100)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        ax.imshow(self.overlay)
+        ax.set_title(f"{self.label}  P={self.probability:.3f}")
+        ax.set_axis_off()
+        return fig

@@ -1,0 +1,49 @@
+"""Fixtures for the public-API tests: one tiny run trained through ``medxfer.train`` (module-wide)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))  # tests/train/tiny.py
+from tiny import make_folder_dataset  # noqa: E402
+
+TINY_OVERRIDES = {
+    "model.backbone": "custom_cnn",
+    "model.weights": "none",
+    "model.input_size": 32,
+    "train.batch_size": 8,
+    "train.threads": 1,
+    "stages": [
+        {"name": "head", "epochs": 1, "trainable": "head", "lr": 1e-2, "augment": "none"},
+        {"name": "ft", "epochs": 1, "trainable": "all", "lr": 3e-3},
+    ],
+}
+
+
+@pytest.fixture(scope="session")
+def api_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_folder_dataset(tmp_path_factory.mktemp("apidata") / "data")
+
+
+@pytest.fixture(scope="session")
+def api_run(api_data: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """A run trained by ``medxfer.train`` with overrides given as keywords (read-only for tests)."""
+    import medxfer
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MEDXFER_CACHE", str(tmp_path_factory.mktemp("cache")))
+    try:
+        run = medxfer.train(
+            None,
+            out=tmp_path_factory.mktemp("runs") / "tiny",
+            data=[f"folder:{api_data}"],
+            progress=False,
+            data__val=0.25,
+            **TINY_OVERRIDES,
+        )
+    finally:
+        mp.undo()
+    return run
