@@ -123,21 +123,23 @@ def parse_classifiers(text: str) -> list[str]:
 def ensure_splits(fs: FeatureSet, val: float = 0.2, seed: int = 0) -> tuple[FeatureSet, str]:
     """Keep the given train/val/test splits; if there is no val/test, hold out ~``val`` of patients.
 
-    Returns the (possibly re-split) set and a description of where the split came from.
+    The held-out split is drawn by :func:`medxfer.data.splits.assign_splits` (the one splitter:
+    stratified by class, grouped by patient). Returns the (possibly re-split) set and a description
+    of where the split came from.
     """
-    from sklearn.model_selection import StratifiedGroupKFold
+    import pandas as pd
+
+    from medxfer.data.datasets import ImageTable
+    from medxfer.data.splits import assign_splits
 
     splits = fs.splits
     if np.isin(splits, ["val", "test"]).any() and (splits == "train").any():
         return fs, "given"
-    k = max(2, int(round(1 / val)))
-    cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    _, held = next(cv.split(fs.features, fs.labels, fs.groups))
-    new = np.full(len(fs), "train", dtype=object)
-    new[held] = "val"
-    cols = {**fs.columns, "split": new.astype(str)}
+    frame = pd.DataFrame({**fs.columns, "label": fs.labels, "split": ""})
+    drawn = assign_splits(ImageTable(list(fs.class_names), frame), val=val, test=0.0, seed=seed)
+    cols = {**fs.columns, "split": drawn.table["split"].to_numpy().astype(str)}
     out = FeatureSet(fs.features, fs.labels, fs.class_names, cols, dict(fs.meta))
-    return out, f"auto: 1/{k} of patients held out as val (StratifiedGroupKFold, seed {seed})"
+    return out, f"auto: {val:.0%} of images held out as val, grouped by patient (assign_splits, seed {seed})"
 
 
 def make_pipeline(name: str, pca: int | None, seed: int, n_features: int) -> Any:

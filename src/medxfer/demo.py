@@ -31,17 +31,18 @@ def demo_config(data: Path, overrides: list[str] | None = None):  # noqa: ANN201
 
 def run_demo(data: Path, out: Path, overrides: list[str] | None = None, progress: bool = True) -> dict:
     """Run the demo into ``out`` (a new run folder); returns the test metrics with ``report`` path."""
+    from dataclasses import replace
+
     from medxfer.data.check import run_check
-    from medxfer.data.datasets import load_datasets
-    from medxfer.data.dedup import merge_patients
-    from medxfer.data.splits import assign_splits, save_splits
+    from medxfer.data.resolve import load_table, split_table
+    from medxfer.data.splits import save_splits
     from medxfer.evaluate.runner import choose_threshold, evaluate_run
     from medxfer.train.runner import train_run
 
     times: dict[str, float] = {}
     t = time.perf_counter()
     cfg = demo_config(data, overrides)
-    table = load_datasets(cfg.data.specs, task=cfg.data.task)
+    table = load_table(cfg.data)
     print(f"[1/4] check: {len(table)} images in {data}")
     report = run_check(table, progress=progress)
     for line in report.warnings:
@@ -50,8 +51,10 @@ def run_demo(data: Path, out: Path, overrides: list[str] | None = None, progress
 
     t = time.perf_counter()
     # Copies found by check (Kermany holds byte-identical files) count as one patient when splitting.
-    table, changed = merge_patients(table, [g["paths"] for g in report.duplicates])
-    table = assign_splits(table, val=0.15, test=0.15, seed=cfg.data.seed)
+    before = dict(zip(table.table["path"], table.table["patient_id"], strict=True))
+    split_data = replace(cfg.data, val=0.15, test=0.15, group_duplicates=True)
+    table = split_table(table, split_data, duplicate_groups=[g["paths"] for g in report.duplicates])
+    changed = int((table.table["patient_id"] != table.table["path"].map(before)).sum())
     out.mkdir(parents=True, exist_ok=False)
     save_splits(table, out / "demo_splits.csv")
     cfg.data.splits = str(out / "demo_splits.csv")

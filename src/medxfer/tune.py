@@ -55,20 +55,10 @@ def fast_features(
     if path is not None:
         fs = load_features(path)
     else:
-        from medxfer.data.cache import detect_channels
-        from medxfer.data.datasets import load_datasets
-        from medxfer.data.splits import apply_splits, assign_splits
+        from medxfer.data.resolve import resolve_channels, resolve_table
 
-        if not cfg.data.specs:
-            raise ValueError("config: data.specs is empty; give datasets or --features FILE")
-        table = load_datasets(cfg.data.specs, task=cfg.data.task, label_map=cfg.data.label_map)
-        if cfg.data.splits:
-            table = apply_splits(table, cfg.data.splits)
-        else:
-            table = assign_splits(table, val=cfg.data.val, test=cfg.data.test, seed=cfg.data.seed)
-        channels = cfg.data.channels
-        if channels == "auto":
-            channels = detect_channels(list(table.table["path"]))
+        table = resolve_table(cfg.data)  # the one data path: group_duplicates keeps copies on one side
+        channels = resolve_channels(cfg.data.channels, list(table.table["path"]))
         meta = backbone_meta(
             cfg.model.backbone, cfg.model.weights, cfg.model.input_size, channels, cfg.data.mask_boxes
         )

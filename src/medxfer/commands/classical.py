@@ -13,7 +13,7 @@ from medxfer.commands.common import DATA_HELP, fail, load_data
 def _encoder(
     run: Path | None, backbone: str | None, weights: str, input_size: int | None, channels: str, paths
 ):  # noqa: ANN001, ANN202
-    from medxfer.data.cache import detect_channels
+    from medxfer.data.resolve import CHANNELS, resolve_channels
     from medxfer.features import backbone_meta, run_meta
 
     if (run is None) == (backbone is None):
@@ -27,10 +27,9 @@ def _encoder(
 
     if backbone not in list_backbones():
         fail(f"unknown backbone {backbone!r}; valid: {', '.join(list_backbones())}")
-    if channels not in ("auto", "gray", "rgb"):
-        fail(f"--channels {channels!r}; valid: auto, gray, rgb")
-    if channels == "auto":
-        channels = detect_channels(paths)
+    if channels not in CHANNELS:
+        fail(f"--channels {channels!r}; valid: {', '.join(CHANNELS)}")
+    channels = resolve_channels(channels, paths)
     try:
         return backbone_meta(backbone, weights, input_size, channels)  # type: ignore[arg-type]
     except (ValueError, RuntimeError) as exc:

@@ -114,7 +114,7 @@ def setup(cfg: TrainConfig, table, resume: bool = False) -> Setup:  # noqa: ANN0
     """Seed, resolve channels and preprocessing, build the model (+ weights), decode images once."""
     import lightning as L
 
-    from medxfer.data.cache import detect_channels
+    from medxfer.data.resolve import resolve_channels
     from medxfer.models.backbones import build_model
     from medxfer.models.weights import load_weights
     from medxfer.train.data import RunData
@@ -126,7 +126,7 @@ def setup(cfg: TrainConfig, table, resume: bool = False) -> Setup:  # noqa: ANN0
     train_rows = limit_train(table, cfg.data.limit_per_class, cfg.data.seed)
     if (table.table["split"] == "val").sum() == 0:
         raise ValueError("no validation images: set data.val > 0 or give a splits file with a val split")
-    channels = cfg.data.channels if cfg.data.channels != "auto" else detect_channels(list(train_rows["path"]))
+    channels = resolve_channels(cfg.data.channels, list(train_rows["path"]))
     info = build_info(cfg, table.class_names, channels)
     model = build_model(info.backbone, info.num_classes, weights="none", head=info.head, output=info.output)
     if not resume:  # a resumed run gets its weights from the checkpoint

@@ -51,22 +51,11 @@ def prepare_run_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
 
 
 def resolve_data(cfg: TrainConfig, run_dir: Path, resume: bool):  # noqa: ANN201
-    """Load the datasets, apply or make the patient-grouped split, write ``splits.csv``."""
-    from medxfer.data.datasets import load_datasets
-    from medxfer.data.splits import apply_splits, assign_splits, save_splits
+    """:func:`medxfer.data.resolve.resolve_table` (a resumed run keeps its split); writes ``splits.csv``."""
+    from medxfer.data.resolve import resolve_table
+    from medxfer.data.splits import save_splits
 
-    if not cfg.data.specs:
-        raise ValueError("config: data.specs is empty; give at least one LAYOUT:PATH dataset")
-    table = load_datasets(cfg.data.specs, task=cfg.data.task, label_map=cfg.data.label_map)
-    splits = run_dir / "splits.csv" if resume else cfg.data.splits
-    if splits:
-        table = apply_splits(table, splits)
-    else:
-        if cfg.data.group_duplicates:
-            from medxfer.data.dedup import merge_duplicate_patients
-
-            table, _ = merge_duplicate_patients(table)
-        table = assign_splits(table, val=cfg.data.val, test=cfg.data.test, seed=cfg.data.seed)
+    table = resolve_table(cfg.data, run_dir / "splits.csv" if resume else None)
     if not resume:
         save_splits(table, run_dir / "splits.csv")
     return table

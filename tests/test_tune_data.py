@@ -1,0 +1,48 @@
+"""Fast tune resolves its data through the one data path: the colon recipe's duplicate groups stay apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from medxfer.config import load_config
+
+
+def _copies_folder(root: Path, groups_per_class: int = 8, copies: int = 3) -> dict[str, list[str]]:
+    """Folder dataset of two classes whose images come in groups of byte-identical copies (video frames)."""
+    rng = np.random.default_rng(0)
+    groups: dict[str, list[str]] = {}
+    for label in ("a", "b"):
+        (root / label).mkdir(parents=True)
+        for g in range(groups_per_class):
+            img = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+            names = [str(root / label / f"{label}{g}_{c}.png") for c in range(copies)]
+            for name in names:
+                Image.fromarray(img).save(name)
+            groups[f"{label}{g}"] = names
+    return groups
+
+
+def test_fast_tune_on_colon_recipe_keeps_duplicate_groups_on_one_side(
+    tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medxfer.tune import fast_features
+
+    monkeypatch.setenv("MEDXFER_CACHE", str(tmp_path / "cache"))
+    groups = _copies_folder(tmp_path / "frames")
+    overrides = [
+        f"data.specs=['folder:{tmp_path / 'frames'}']",
+        "model.backbone=custom_cnn",
+        "model.weights=none",
+        "model.input_size=32",
+    ]
+    cfg = load_config(repo_root / "configs" / "colon.yaml", overrides)
+    assert cfg.data.group_duplicates  # the recipe's own rule is what is tested
+    fs = fast_features(cfg, None, log=lambda _: None)
+    split_of = dict(zip(fs.columns["path"], fs.splits, strict=True))
+    assert len(split_of) == 48 and set(split_of.values()) == {"train", "val"}
+    straddling = [g for g, paths in groups.items() if len({split_of[p] for p in paths}) > 1]
+    assert straddling == []
