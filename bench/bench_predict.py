@@ -45,7 +45,7 @@ def main() -> None:
 
     from medxfer.data.images import read_image
     from medxfer.export import export_run
-    from medxfer.predict import Predictor
+    from medxfer.inference.predictor import Predictor
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -267,7 +267,7 @@ def evaluate_run(
         result = evaluate_run("runs/demo", table, split="test")
     """
     from medxfer.evaluate.report import write_reports
-    from medxfer.predict import Predictor
+    from medxfer.inference.predictor import Predictor
     from medxfer.runs import atomic_write_text
 
     run = Path(run_dir)
@@ -317,7 +317,7 @@ def choose_threshold(
     ``method``: ``youden`` or ``sens:<target>`` (see :func:`medxfer.evaluate.metrics.choose_threshold`).
     model.json is rewritten atomically with ``threshold`` and ``threshold_method``. Returns the threshold.
     """
-    from medxfer.predict import Predictor
+    from medxfer.inference.predictor import Predictor
     from medxfer.runs import MODEL_JSON, atomic_write_text
 
     if not (Path(run_dir) / MODEL_JSON).is_file():
