@@ -44,7 +44,7 @@ def main() -> None:
     import torch
 
     from medxfer.data.images import read_image
-    from medxfer.export import export_run
+    from medxfer.inference.export import export_run
     from medxfer.inference.predictor import Predictor
 
     if args.threads:

@@ -97,7 +97,7 @@ def export(
 ) -> None:
     """Export the model (dynamic batch; outputs probabilities) and check it matches PyTorch within 1e-4."""
     from medxfer.data.images import ImageError, read_image
-    from medxfer.export import ExportError, default_output, export_run
+    from medxfer.inference.export import ExportError, default_output, export_run
     from medxfer.inference.predictor import collect_inputs
 
     if format not in ("onnx", "torchscript"):
