@@ -36,7 +36,7 @@ def run_demo(data: Path, out: Path, overrides: list[str] | None = None, progress
     from medxfer.data.check import run_check
     from medxfer.data.resolve import load_table, split_table
     from medxfer.data.splits import save_splits
-    from medxfer.evaluate.runner import choose_threshold, evaluate_run
+    from medxfer.inference.evaluation import choose_threshold, evaluate_run
     from medxfer.train.runner import train_run
 
     times: dict[str, float] = {}

@@ -34,7 +34,7 @@ def test_evaluate_predicts_exactly_like_predict(parity_case: tuple[Path, Path], 
     served = pd.read_csv(out).set_index("path")
 
     from medxfer.data.datasets import load_datasets
-    from medxfer.evaluate.runner import evaluate_run
+    from medxfer.inference.evaluation import evaluate_run
 
     evaluate_run(run, load_datasets([str(data)]), split=None, tta=tta, worst=0, n_boot=5)
     judged = pd.read_csv(run / "eval" / ("all-tta" if tta else "all") / "predictions.csv").set_index("path")

@@ -1,6 +1,6 @@
 """The evaluation report: one self-contained HTML page (images base64-embedded) and a markdown twin.
 
-Both are rendered from one ``context`` dict built by :func:`medxfer.evaluate.runner.evaluate_run`:
+Both are rendered from one ``context`` dict built by :func:`medxfer.inference.evaluation.evaluate_run`:
 
 - ``title``, ``run_dir``, ``name``, ``split``, ``created`` (str)
 - ``result``: the ``metrics.json`` content (``metrics``, ``ci``, ``class_names``, optional ``at_0.5``...)
