@@ -43,7 +43,7 @@ def main() -> int:
     from medxfer.classical import parse_classifiers, run_classical
     from medxfer.data.cache import detect_channels
     from medxfer.data.datasets import load_datasets
-    from medxfer.features import backbone_meta, extract_features, save_features
+    from medxfer.features.extract import backbone_meta, extract_features, save_features
 
     torch.set_num_threads(args.threads)
     data = Path(os.environ.get("MEDXFER_SHARED_DATA", REPO.parent / "shared" / "data")) / "kermany"

@@ -19,7 +19,7 @@ from pathlib import Path
 def synthetic(path: Path, n: int = 5216, d: int = 1280) -> None:
     import numpy as np
 
-    from medxfer.features import FeatureSet, save_features
+    from medxfer.features.extract import FeatureSet, save_features
 
     rng = np.random.default_rng(0)
     y = (rng.random(n) < 0.74).astype(np.int64)

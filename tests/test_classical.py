@@ -19,7 +19,7 @@ from medxfer.classical import (
     run_classical,
 )
 from medxfer.cli import app
-from medxfer.features import FeatureSet, save_features
+from medxfer.features.extract import FeatureSet, save_features
 
 
 def synth(n=160, d=12, seed=0, split=False, shift=2.0):

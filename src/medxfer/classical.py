@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from medxfer.features import FeatureSet
+from medxfer.features.extract import FeatureSet
 
 MODEL_FILE = "model.skops"
 INFO_FILE = "classical.json"
@@ -398,7 +398,8 @@ def predict_classical(run_dir: str | os.PathLike[str], features: np.ndarray) -> 
     """Class probabilities ``(N, C)`` (C = len(class_names) in classical.json) for embeddings ``(N, D)``.
 
     Make ``features`` with the same network and preprocessing as ``classical.json['feature_source']``
-    (e.g. :func:`medxfer.features.backbone_meta` + :func:`~medxfer.features.extract_features`).
+    (e.g. :func:`medxfer.features.extract.backbone_meta` +
+    :func:`~medxfer.features.extract.extract_features`).
     """
     pipe, info = load_classical(run_dir)
     x = np.asarray(features, np.float32)

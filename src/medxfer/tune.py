@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from medxfer.config import TrainConfig
-    from medxfer.features import FeatureSet
+    from medxfer.features.extract import FeatureSet
 
 
 @dataclass
@@ -50,7 +50,7 @@ def fast_features(
 ) -> FeatureSet:
     """The features fast mode trains on: ``path`` or the config's data embedded by its backbone (cached)."""
     from medxfer.classical import ensure_splits
-    from medxfer.features import backbone_meta, extract_features, load_features
+    from medxfer.features.extract import backbone_meta, extract_features, load_features
 
     if path is not None:
         fs = load_features(path)

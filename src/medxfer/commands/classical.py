@@ -14,7 +14,7 @@ def _encoder(
     run: Path | None, backbone: str | None, weights: str, input_size: int | None, channels: str, paths
 ):  # noqa: ANN001, ANN202
     from medxfer.data.resolve import CHANNELS, resolve_channels
-    from medxfer.features import backbone_meta, run_meta
+    from medxfer.features.extract import backbone_meta, run_meta
 
     if (run is None) == (backbone is None):
         fail("give either a RUN folder or --backbone NAME (not both)")
@@ -55,7 +55,7 @@ def features(
     import torch
 
     from medxfer.data.images import ImageError
-    from medxfer.features import extract_features, save_features
+    from medxfer.features.extract import extract_features, save_features
 
     if out.exists() and not overwrite:
         fail(f"{out} exists; pass --overwrite to replace it")
@@ -92,7 +92,7 @@ def classical(
 ) -> None:
     """Tune scikit-learn classifiers on frozen features (grouped CV), compare them, save the best."""
     from medxfer.classical import INFO_FILE, parse_classifiers, run_classical
-    from medxfer.features import load_features
+    from medxfer.features.extract import load_features
 
     try:
         names = parse_classifiers(classifiers)

@@ -77,7 +77,7 @@ class Predictor:
     def _load_classical(self) -> None:
         """A ``medxfer classical`` folder: frozen network embedding -> the saved scikit-learn pipeline."""
         from medxfer.classical import load_classical
-        from medxfer.features import load_encoder, meta_info
+        from medxfer.features.extract import load_encoder, meta_info
 
         if self.engine != "torch":
             raise PredictorError(

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import torch
 
     from medxfer.config import TrainConfig
-    from medxfer.features import FeatureSet
+    from medxfer.features.extract import FeatureSet
 
 MINIMISED = ("val_loss",)
 
