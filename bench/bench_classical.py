@@ -40,9 +40,9 @@ def main() -> int:
     os.environ["MEDXFER_CACHE"] = args.cache or tempfile.mkdtemp(prefix="medxfer-cache-")
     import torch
 
-    from medxfer.classical import parse_classifiers, run_classical
     from medxfer.data.cache import detect_channels
     from medxfer.data.datasets import load_datasets
+    from medxfer.features.classical import parse_classifiers, run_classical
     from medxfer.features.extract import backbone_meta, extract_features, save_features
 
     torch.set_num_threads(args.threads)

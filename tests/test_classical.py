@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from medxfer.classical import (
+from medxfer.cli import app
+from medxfer.features.classical import (
     CLASSIFIERS,
     ensure_splits,
     fit_classifier,
@@ -18,7 +19,6 @@ from medxfer.classical import (
     predict_classical,
     run_classical,
 )
-from medxfer.cli import app
 from medxfer.features.extract import FeatureSet, save_features
 
 
@@ -67,7 +67,7 @@ def test_ensure_splits_holds_out_whole_patients():
 def test_every_classifier_fits_scores_and_round_trips_through_skops(tmp_path, name):
     import skops.io as sio
 
-    from medxfer.classical import MODEL_FILE, ClassicalResult, save_classical
+    from medxfer.features.classical import MODEL_FILE, ClassicalResult, save_classical
 
     fs = synth(n=120, d=8, split=True)
     r = fit_classifier(fs, name, folds=2, seed=0)

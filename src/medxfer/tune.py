@@ -49,7 +49,7 @@ def fast_features(
     cfg: TrainConfig, path: str | Path | None, log: Callable[[str], None] = print
 ) -> FeatureSet:
     """The features fast mode trains on: ``path`` or the config's data embedded by its backbone (cached)."""
-    from medxfer.classical import ensure_splits
+    from medxfer.features.classical import ensure_splits
     from medxfer.features.extract import backbone_meta, extract_features, load_features
 
     if path is not None:

@@ -76,7 +76,7 @@ class Predictor:
 
     def _load_classical(self) -> None:
         """A ``medxfer classical`` folder: frozen network embedding -> the saved scikit-learn pipeline."""
-        from medxfer.classical import load_classical
+        from medxfer.features.classical import load_classical
         from medxfer.features.extract import load_encoder, meta_info
 
         if self.engine != "torch":
@@ -181,7 +181,7 @@ class Predictor:
             return np.asarray(self._session.run(None, {name: x.numpy().astype(np.float32)})[0], np.float64)
         with torch.inference_mode():
             if self._classical is not None:
-                from medxfer.classical import full_proba
+                from medxfer.features.classical import full_proba
 
                 pipe, n_classes = self._classical
                 return full_proba(pipe, self.model.embed(x.to(self.device)).float().cpu().numpy(), n_classes)
