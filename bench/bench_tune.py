@@ -45,7 +45,7 @@ def main() -> int:
 
     import optuna
 
-    from medxfer.tune import TuneOptions, run_tune
+    from medxfer.tuning.search import TuneOptions, run_tune
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="medxfer-bench-tune-"))

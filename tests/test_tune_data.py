@@ -29,7 +29,7 @@ def _copies_folder(root: Path, groups_per_class: int = 8, copies: int = 3) -> di
 def test_fast_tune_on_colon_recipe_keeps_duplicate_groups_on_one_side(
     tmp_path: Path, repo_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from medxfer.tune import fast_features
+    from medxfer.tuning.search import fast_features
 
     monkeypatch.setenv("MEDXFER_CACHE", str(tmp_path / "cache"))
     groups = _copies_folder(tmp_path / "frames")

@@ -33,7 +33,7 @@ def tune(
     """Search hyperparameters with Optuna (TPE + pruning); resumable, several processes may share a study."""
     from medxfer.config import ConfigError
     from medxfer.data.datasets import DatasetError
-    from medxfer.tune import TuneOptions, run_tune
+    from medxfer.tuning.search import TuneOptions, run_tune
 
     if pruner not in ("median", "hyperband", "none"):
         fail(f"--pruner {pruner!r}; valid: median, hyperband, none")
