@@ -56,7 +56,7 @@ def evaluate(
     ),
 ) -> None:
     """Metrics with patient-level bootstrap CIs, plots, worst cases with Grad-CAM and report.html."""
-    from medxfer.evaluate import runner
+    from medxfer.inference import evaluation as runner
 
     if not (run / "model.json").is_file():
         fail(f"{run}: not a medxfer run folder (no model.json); train one first")
