@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 from medxfer.cli import app
 from medxfer.features.classical import (
     CLASSIFIERS,
+    comparison_markdown,
     ensure_splits,
     fit_classifier,
     load_classical,
-    markdown_table,
     parse_classifiers,
     predict_classical,
     run_classical,
@@ -108,7 +108,7 @@ def test_run_classical_writes_table_plot_and_best(tmp_path):
 
 
 def test_markdown_table():
-    md = markdown_table([{"a": 0.123456, "b": None, "c": "x"}])
+    md = comparison_markdown([{"a": 0.123456, "b": None, "c": "x"}])
     assert md.splitlines() == ["| a | b | c |", "|---|---|---|", "| 0.1235 |  | x |"]
 
 

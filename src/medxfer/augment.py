@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from medxfer.data.transforms import get_augment
-from medxfer.runs import atomic_write_bytes, atomic_write_text
+from medxfer.io import atomic_write_bytes, atomic_write_text
 
 
 def augment_class(

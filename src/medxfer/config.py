@@ -189,7 +189,9 @@ def validate(cfg: TrainConfig) -> None:
 
 def _expand(value: Any) -> Any:
     if isinstance(value, str):
-        return os.path.expandvars(value)
+        from medxfer.io import expand_vars
+
+        return expand_vars(value)
     if isinstance(value, list):
         return [_expand(v) for v in value]
     return value
@@ -235,7 +237,6 @@ def load_config(
     data = asdict(from_dict(data, where=str(path or "config")))
     for ov in overrides or []:
         apply_override(data, ov)
-    os.environ.setdefault("MEDXFER_SHARED_DATA", str(Path("../shared/data")))
     data["data"]["specs"] = _expand(data["data"]["specs"])
     if data["data"].get("splits"):
         data["data"]["splits"] = _expand(data["data"]["splits"])
@@ -244,6 +245,6 @@ def load_config(
 
 def save_config(cfg: TrainConfig, path: str | os.PathLike[str]) -> None:
     """Write the resolved config as YAML (atomically)."""
-    from medxfer.runs import atomic_write_text
+    from medxfer.io import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -7,17 +7,18 @@ evaluation on test -> ``report.html``.
 from __future__ import annotations
 
 import json
-import os
 import time
 from importlib import resources
 from pathlib import Path
 
-from medxfer.runs import atomic_write_text
+from medxfer.io import atomic_write_text
 
 
 def default_data() -> Path:
     """``$MEDXFER_SHARED_DATA/kermany`` (``../shared/data/kermany`` when the variable is unset)."""
-    return Path(os.environ.get("MEDXFER_SHARED_DATA", "../shared/data")) / "kermany"
+    from medxfer.io import shared_data_dir
+
+    return shared_data_dir() / "kermany"
 
 
 def demo_config(data: Path, overrides: list[str] | None = None):  # noqa: ANN201

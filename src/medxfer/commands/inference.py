@@ -38,7 +38,7 @@ def predict(
     Exit status: 0 all predicted; 1 some files unreadable (error column + stderr); 2 bad command line.
     """
     from medxfer.inference.predictor import Predictor, PredictorError, collect_inputs
-    from medxfer.runs import atomic_write_text
+    from medxfer.io import atomic_write_text
 
     if out.exists() and not force:
         fail(f"{out}: already exists; pass --force to replace it or choose another --out")

@@ -143,7 +143,7 @@ def save_png(path: str, rgb: np.ndarray) -> None:
 
     from PIL import Image
 
-    from medxfer.runs import atomic_write_bytes
+    from medxfer.io import atomic_write_bytes
 
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG")

@@ -231,18 +231,18 @@ def comparison_rows(results: Sequence[ClassicalResult], split: str) -> list[dict
     return rows
 
 
-def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
-    """A GitHub markdown table of ``rows`` (floats to 4 decimals)."""
+def comparison_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """``comparison.md``: the rows as a markdown table (floats to 4 decimals), or "" for no rows."""
+    from medxfer.io import markdown_table
+
     if not rows:
         return ""
-    keys = list(rows[0])
 
     def fmt(v: Any) -> str:
         return f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
 
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    keys = list(rows[0])
+    return markdown_table(keys, [[fmt(r[k]) for k in keys] for r in rows]) + "\n"
 
 
 def _select_best(results: Sequence[ClassicalResult]) -> ClassicalResult:
@@ -256,12 +256,9 @@ def _select_best(results: Sequence[ClassicalResult]) -> ClassicalResult:
 
 
 def _bar_plot(rows: Sequence[dict[str, Any]], split: str, path: Path) -> None:
-    import matplotlib
+    from medxfer.io import atomic_write_bytes, figure_png, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from medxfer.runs import atomic_write_bytes
+    plt = pyplot()
 
     names = [r["classifier"] for r in rows]
     keys = ["cv_auc", f"{split}_auc", f"{split}_balanced_acc", f"{split}_macro_f1"]
@@ -276,10 +273,7 @@ def _bar_plot(rows: Sequence[dict[str, Any]], split: str, path: Path) -> None:
     ax.legend(fontsize=7, loc="lower right")
     ax.set_title(f"classical classifiers on frozen features ({split})")
     fig.tight_layout()
-    buf = __import__("io").BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, figure_png(fig, dpi=110))
 
 
 def run_classical(
@@ -298,7 +292,7 @@ def run_classical(
     """
     import pandas as pd
 
-    from medxfer.runs import atomic_write_text
+    from medxfer.io import atomic_write_text
 
     out = Path(out_dir)
     fs, split_note = ensure_splits(fs, seed=seed)
@@ -311,7 +305,7 @@ def run_classical(
     split = "val" if any("val" in r.metrics for r in results) else "test"
     rows = comparison_rows(results, split)
     atomic_write_text(out / "comparison.csv", pd.DataFrame(rows).to_csv(index=False))
-    atomic_write_text(out / "comparison.md", markdown_table(rows))
+    atomic_write_text(out / "comparison.md", comparison_markdown(rows))
     _bar_plot(rows, split, out / "comparison.png")
     best = _select_best(results)
     save_classical(best, fs, out, split_note, {r.name: r.metrics for r in results})
@@ -324,7 +318,7 @@ def save_classical(
     """Write ``model.skops`` (no pickle) and ``classical.json`` describing it."""
     import skops.io as sio
 
-    from medxfer.runs import atomic_write_bytes, atomic_write_text
+    from medxfer.io import atomic_write_bytes, atomic_write_text
 
     atomic_write_bytes(out / MODEL_FILE, sio.dumps(best.pipeline))
     info = {

@@ -74,7 +74,7 @@ class FeatureSet:
 
 def save_features(fs: FeatureSet, path: str | os.PathLike[str]) -> None:
     """Write ``fs`` as one ``.npz`` atomically (no pickle: loads with ``allow_pickle=False``)."""
-    from medxfer.runs import atomic_write_bytes
+    from medxfer.io import atomic_write_bytes
 
     buf = io.BytesIO()
     arrays = {f"col_{k}": np.asarray(v, dtype=str) for k, v in fs.columns.items()}
@@ -145,7 +145,7 @@ class _Store:
                 continue  # a damaged shard only costs a recomputation
 
     def add(self, digests: Sequence[str], feats: np.ndarray) -> None:
-        from medxfer.runs import atomic_write_bytes
+        from medxfer.io import atomic_write_bytes
 
         if not len(digests):
             return

@@ -107,7 +107,7 @@ def write_predictions(
     """``predictions.csv``: path, patient_id, true, pred, ``p_<class>`` per class."""
     import pandas as pd
 
-    from medxfer.runs import atomic_write_text
+    from medxfer.io import atomic_write_text
 
     df = pd.DataFrame(
         {
@@ -268,7 +268,7 @@ def evaluate_run(
     """
     from medxfer.evaluate.report import write_reports
     from medxfer.inference.predictor import Predictor
-    from medxfer.runs import atomic_write_text
+    from medxfer.io import atomic_write_text
 
     run = Path(run_dir)
     predictor = Predictor(run)  # the one inference path: `evaluate --tta` measures what `predict --tta` does
@@ -318,7 +318,8 @@ def choose_threshold(
     model.json is rewritten atomically with ``threshold`` and ``threshold_method``. Returns the threshold.
     """
     from medxfer.inference.predictor import Predictor
-    from medxfer.runs import MODEL_JSON, atomic_write_text
+    from medxfer.io import atomic_write_text
+    from medxfer.runs import MODEL_JSON
 
     if not (Path(run_dir) / MODEL_JSON).is_file():
         raise ValueError(f"{run_dir}: no {MODEL_JSON}; a decision threshold is stored for trained runs only")

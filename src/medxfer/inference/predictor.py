@@ -369,7 +369,7 @@ def predict_files(
 def _write_cams(
     predictor: Predictor, rows: list[dict[str, Any]], images: list[np.ndarray], cam_dir: Path
 ) -> None:
-    from medxfer.runs import atomic_write_bytes
+    from medxfer.io import atomic_write_bytes
 
     cam_dir.mkdir(parents=True, exist_ok=True)
     for row, img in zip(rows, images, strict=True):

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from medxfer.config import TrainConfig
-from medxfer.runs import ModelInfo, atomic_write_text, save_model
+from medxfer.io import atomic_write_text
+from medxfer.runs import ModelInfo, save_model
 
 
 def _threads(cfg: TrainConfig) -> None:
@@ -201,6 +202,7 @@ def _finish(  # noqa: ANN202
     """Best checkpoint -> model.safetensors + model.json; train_summary.json; printed paths."""
     import torch
 
+    from medxfer.models.backbones import count_parameters
     from medxfer.train.runner import TrainResult
 
     if best_ckpt.best_model_path:
@@ -211,7 +213,7 @@ def _finish(  # noqa: ANN202
     info.extra = {"best_epoch": best_epoch.get("epoch") if best_epoch else None, "config_name": cfg.name}
     save_model(run_dir, module.model.cpu(), info)
     image_epochs = sum(1 for r in history if StageMode(cfg)(r["epoch"] - 1)[0] == "images")
-    params = sum(p.numel() for p in module.model.parameters())
+    params = count_parameters(module.model)
     summary = {
         "best_metric": float(best_ckpt.best_model_score) if best_ckpt.best_model_score is not None else None,
         "monitor": cfg.train.monitor,

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from medxfer.config import TrainConfig, load_config, save_config
-from medxfer.runs import MODEL_JSON, ModelInfo, atomic_write_text
+from medxfer.io import atomic_write_text
+from medxfer.runs import MODEL_JSON, ModelInfo
 
 
 class RunExistsError(FileExistsError):
