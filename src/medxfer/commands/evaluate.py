@@ -108,7 +108,7 @@ def explain(
 ) -> None:
     """Grad-CAM overlays: one PNG per image (per class with --class all), named IMAGE_gradcam_CLASS.png."""
     from medxfer.data.images import ImageError
-    from medxfer.evaluate.explain import explain_files
+    from medxfer.inference.cams import explain_files
 
     if not (run / "model.json").is_file():
         fail(f"{run}: not a medxfer run folder (no model.json)")
