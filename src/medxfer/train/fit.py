@@ -120,7 +120,7 @@ def setup(cfg: TrainConfig, table, resume: bool = False) -> Setup:  # noqa: ANN0
     from medxfer.models.weights import load_weights
     from medxfer.train.data import RunData
     from medxfer.train.module import ClassifierModule
-    from medxfer.train.runner import build_info, class_weights, limit_train
+    from medxfer.train.pieces import build_info, class_weights, limit_train
 
     _threads(cfg)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
@@ -156,7 +156,7 @@ def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=
 
     from medxfer.train.callbacks import EpochHook, History, LastStageEarlyStopping
     from medxfer.train.module import StageCallback
-    from medxfer.train.runner import TrainResult
+    from medxfer.train.pieces import TrainResult
 
     s = setup(cfg, table, resume)
     _resolve_auto_lr(cfg, s.data, s.module, run_dir)
@@ -203,7 +203,7 @@ def _finish(  # noqa: ANN202
     import torch
 
     from medxfer.models.backbones import count_parameters
-    from medxfer.train.runner import TrainResult
+    from medxfer.train.pieces import TrainResult
 
     if best_ckpt.best_model_path:
         state = torch.load(best_ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]

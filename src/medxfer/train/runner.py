@@ -10,28 +10,17 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from medxfer.config import TrainConfig, load_config, save_config
 from medxfer.io import atomic_write_text
-from medxfer.runs import MODEL_JSON, ModelInfo
+from medxfer.runs import MODEL_JSON
+from medxfer.train.pieces import TrainResult
 
 
 class RunExistsError(FileExistsError):
     """The output folder already holds a run and neither resume nor overwrite was asked for."""
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    best_metric: float
-    metrics: dict[str, float] = field(default_factory=dict)
-    seconds: float = 0.0
-    images_per_second: float = 0.0
 
 
 def prepare_run_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
@@ -60,42 +49,6 @@ def resolve_data(cfg: TrainConfig, run_dir: Path, resume: bool):  # noqa: ANN201
     if not resume:
         save_splits(table, run_dir / "splits.csv")
     return table
-
-
-def limit_train(table, limit: int | None, seed: int):  # noqa: ANN001, ANN201
-    """Rows of the train split, at most ``limit`` per class (a seeded, patient-agnostic sample)."""
-    train = table.table[table.table["split"] == "train"]
-    if limit:
-        train = train.sample(frac=1.0, random_state=seed).groupby("label").head(limit)
-    return train.sort_values("path")
-
-
-def build_info(cfg: TrainConfig, class_names: list[str], channels: str) -> ModelInfo:
-    """Preprocessing that travels with the weights (size, mean, std) + the task, as ``model.json``."""
-    from medxfer.models.backbones import get_spec
-
-    size, mean, std = get_spec(cfg.model.backbone).preprocess(cfg.model.weights)
-    return ModelInfo(
-        class_names=list(class_names),
-        backbone=cfg.model.backbone,
-        weights=cfg.model.weights,
-        input_size=int(cfg.model.input_size or size),
-        mean=tuple(mean),
-        std=tuple(std),
-        channels=channels,
-        head=dict(cfg.model.head),
-        output=cfg.model.output,
-        mask_boxes=[list(b) for b in cfg.data.mask_boxes],
-    )
-
-
-def class_weights(labels: np.ndarray, n: int):  # noqa: ANN201
-    """Inverse-frequency class weights, mean 1 (absent classes get weight 0)."""
-    import torch
-
-    counts = np.bincount(labels, minlength=n).astype(np.float64)
-    w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n, 0.0)
-    return torch.tensor(w, dtype=torch.float32)
 
 
 def _is_ddp_child() -> bool:
