@@ -121,12 +121,8 @@ def parse_classifiers(text: str) -> list[str]:
 
 
 def ensure_splits(fs: FeatureSet, val: float = 0.2, seed: int = 0) -> tuple[FeatureSet, str]:
-    """Keep the given train/val/test splits; if there is no val/test, hold out ~``val`` of patients.
-
-    The held-out split is drawn by :func:`medxfer.data.splits.assign_splits` (the one splitter:
-    stratified by class, grouped by patient). Returns the (possibly re-split) set and a description
-    of where the split came from.
-    """
+    """Keep the given splits, else hold out ~``val`` with :func:`~medxfer.data.splits.assign_splits`
+    (the one splitter: stratified, grouped by patient). Returns the set and where its split came from."""
     import pandas as pd
 
     from medxfer.data.datasets import ImageTable
