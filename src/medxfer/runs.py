@@ -49,6 +49,23 @@ class ModelInfo:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @classmethod
+    def for_backbone(
+        cls,
+        backbone: str,
+        weights: str,
+        class_names: list[str],
+        input_size: int | None = None,
+        **fields_: Any,
+    ) -> ModelInfo:
+        """The record of ``backbone`` + ``weights``: size, mean and std read from the backbone's weights
+        (never retyped), other fields (channels, mask_boxes, head, output) as given."""
+        from medxfer.models.backbones import get_spec
+
+        size, mean, std = get_spec(backbone).preprocess(weights)
+        size = int(input_size or size)
+        return cls(list(class_names), backbone, weights, size, tuple(mean), tuple(std), **fields_)  # type: ignore[arg-type]
+
     def to_json(self) -> str:
         data = asdict(self)
         return json.dumps(data, indent=2, sort_keys=True)

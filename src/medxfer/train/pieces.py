@@ -99,17 +99,13 @@ def limit_train(table, limit: int | None, seed: int):  # noqa: ANN001, ANN201
 
 def build_info(cfg: TrainConfig, class_names: list[str], channels: str) -> ModelInfo:
     """Preprocessing that travels with the weights (size, mean, std) + the task, as ``model.json``."""
-    from medxfer.models.backbones import get_spec
     from medxfer.runs import ModelInfo
 
-    size, mean, std = get_spec(cfg.model.backbone).preprocess(cfg.model.weights)
-    return ModelInfo(
-        class_names=list(class_names),
-        backbone=cfg.model.backbone,
-        weights=cfg.model.weights,
-        input_size=int(cfg.model.input_size or size),
-        mean=tuple(mean),
-        std=tuple(std),
+    return ModelInfo.for_backbone(
+        cfg.model.backbone,
+        cfg.model.weights,
+        class_names,
+        cfg.model.input_size,
         channels=channels,
         head=dict(cfg.model.head),
         output=cfg.model.output,
