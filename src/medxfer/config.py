@@ -174,11 +174,13 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"stages[{i}].lr={s.lr!r}; give a number or 'auto'")
         if s.epochs < 0:
             raise ConfigError(f"stages[{i}].epochs={s.epochs} must be >= 0")
+    from medxfer.evaluate.monitors import monitors
+
     choices = {
         "train.optimizer": (cfg.train.optimizer, ("adamw", "adam", "sgd")),
         "train.scheduler": (cfg.train.scheduler, ("onecycle", "cosine", "constant")),
         "train.imbalance": (cfg.train.imbalance, ("none", "class_weights", "balanced_sampler")),
-        "train.monitor": (cfg.train.monitor, ("val_auc", "val_loss", "val_acc", "val_f1")),
+        "train.monitor": (cfg.train.monitor, tuple(monitors())),
         "model.output": (cfg.model.output, ("softmax", "sigmoid")),
         "data.channels": (cfg.data.channels, ("auto", "gray", "rgb")),
     }

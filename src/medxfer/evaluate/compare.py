@@ -12,14 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from medxfer.evaluate.monitors import compare_columns
 from medxfer.evaluate.report import fmt_ci
 
-METRICS = [
-    ("roc_auc", "AUC"),
-    ("accuracy", "acc"),
-    ("balanced_accuracy", "bal. acc"),
-    ("macro_f1", "macro F1"),
-]
+METRICS = compare_columns()
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -17,23 +17,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from medxfer.evaluate.monitors import headline
 from medxfer.io import markdown_table
 
 DISCLAIMER = (
     "Not for clinical use. This model and report are for research and education only: they have not been "
     "validated for diagnosis, and a good score here does not mean the model is safe for patients."
 )
-HEADLINE = [
-    ("accuracy", "Accuracy"),
-    ("balanced_accuracy", "Balanced accuracy"),
-    ("roc_auc", "ROC AUC"),
-    ("average_precision", "Average precision"),
-    ("macro_f1", "Macro F1"),
-    ("weighted_f1", "Weighted F1"),
-    ("cohen_kappa", "Cohen's kappa"),
-    ("brier", "Brier score"),
-    ("ece", "ECE (15 bins)"),
-]
+HEADLINE = headline()
 PER_CLASS = ["precision", "recall", "specificity", "f1", "roc_auc", "average_precision"]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from medxfer.config import TrainConfig
+from medxfer.evaluate.monitors import direction
 from medxfer.io import atomic_write_text
 from medxfer.runs import ModelInfo, save_model
 
@@ -160,7 +161,7 @@ def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=
 
     s = setup(cfg, table, resume)
     _resolve_auto_lr(cfg, s.data, s.module, run_dir)
-    monitor, mode = cfg.train.monitor, "min" if cfg.train.monitor == "val_loss" else "max"
+    monitor, mode = cfg.train.monitor, direction(cfg.train.monitor)[:3]  # "min" / "max"
     best_ckpt = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best",
@@ -249,7 +250,7 @@ def _best_row(history: list[dict], monitor: str) -> dict | None:
     rows = [r for r in history if not math.isnan(r.get(monitor, math.nan))]
     if not rows:
         return None
-    return (min if monitor == "val_loss" else max)(rows, key=lambda r: r[monitor])
+    return (min if direction(monitor) == "minimize" else max)(rows, key=lambda r: r[monitor])
 
 
 def _resolve_auto_lr(cfg: TrainConfig, data, module, run_dir: Path) -> None:  # noqa: ANN001

@@ -21,12 +21,12 @@ if TYPE_CHECKING:
     from medxfer.config import TrainConfig
     from medxfer.features.extract import FeatureSet
 
-MINIMISED = ("val_loss",)
-
 
 def direction(monitor: str) -> str:
-    """``minimize`` for losses, else ``maximize``."""
-    return "minimize" if monitor in MINIMISED else "maximize"
+    """``minimize`` for losses, else ``maximize`` (from :mod:`medxfer.evaluate.monitors`)."""
+    from medxfer.evaluate.monitors import direction as monitor_direction
+
+    return monitor_direction(monitor)
 
 
 def _report(trial: optuna.Trial, epoch: int, value: float) -> None:
@@ -39,20 +39,10 @@ def _report(trial: optuna.Trial, epoch: int, value: float) -> None:
 
 
 def val_score(monitor: str, y: np.ndarray, proba: np.ndarray) -> float:
-    """The monitored metric (``val_auc``/``val_acc``/``val_f1``/``val_loss``) of probabilities ``proba``."""
-    from medxfer.evaluate import metrics as M
+    """The monitored metric of probabilities ``proba`` (:func:`medxfer.evaluate.monitors.monitor_score`)."""
+    from medxfer.evaluate.monitors import monitor_score
 
-    if monitor == "val_auc":
-        value = M.roc_auc(y, proba)
-    elif monitor == "val_loss":
-        value = float(M.sample_log_loss(y, proba).mean())
-    elif monitor == "val_acc":
-        value = M.accuracy(y, M.predict(proba))
-    elif monitor == "val_f1":
-        value = M.f1_scores(M.confusion_matrix(y, M.predict(proba), proba.shape[1]))[0]
-    else:
-        raise ValueError(f"unknown monitor {monitor!r}; valid: val_auc, val_loss, val_acc, val_f1")
-    return float(value) if not math.isnan(value) else (math.inf if monitor in MINIMISED else 0.0)
+    return monitor_score(monitor, y, proba)
 
 
 class FastObjective:
@@ -115,7 +105,7 @@ class FastObjective:
             with torch.no_grad():
                 proba = pieces.logits_to_proba(head(self.xv), output).double().numpy()
             value = val_score(opts.monitor, self.yv, proba)
-            better = best is None or (value < best if opts.monitor in MINIMISED else value > best)
+            better = best is None or (value < best if direction(opts.monitor) == "minimize" else value > best)
             best = value if better else best
             report(epoch, value)
         return float(best)  # type: ignore[arg-type]
