@@ -110,7 +110,7 @@ def run_tune(opts: TuneOptions, log: Callable[[str], None] = print) -> dict[str,
         f"study {name}: this process ran {counts['complete']} complete, {counts['pruned']} pruned, "
         f"{counts['fail']} failed trials in {seconds:.1f} s"
     )
-    from medxfer.tuning.report import write_outputs
+    from medxfer.tuning.outputs import write_outputs
 
     extra = {
         "mode": "fast" if opts.fast else "full",
