@@ -81,7 +81,7 @@ def features(
 
 def classical(
     features_file: Path = typer.Option(..., "--features", "-f", help="A file from `medxfer features`."),
-    classifiers: str = typer.Option("logreg,svm,rf,knn,gboost", help="Comma list, or all."),
+    classifiers: str = typer.Option("all", help="Comma list of registered classifiers, or all (every one)."),
     pca: int | None = typer.Option(
         None, help="PCA components for every classifier (0 = off; default per classifier)."
     ),
