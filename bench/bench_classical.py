@@ -40,10 +40,10 @@ def main() -> int:
     os.environ["MEDXFER_CACHE"] = args.cache or tempfile.mkdtemp(prefix="medxfer-cache-")
     import torch
 
-    from medxfer.classical import parse_classifiers, run_classical
-    from medxfer.data.cache import detect_channels
     from medxfer.data.datasets import load_datasets
-    from medxfer.features import backbone_meta, extract_features, save_features
+    from medxfer.data.resolve import resolve_channels
+    from medxfer.features.classical import parse_classifiers, run_classical
+    from medxfer.features.extract import backbone_meta, extract_features, save_features
 
     torch.set_num_threads(args.threads)
     data = Path(os.environ.get("MEDXFER_SHARED_DATA", REPO.parent / "shared" / "data")) / "kermany"
@@ -53,7 +53,7 @@ def main() -> int:
     out = Path(args.out or tempfile.mkdtemp(prefix="medxfer-classical-"))
     t0 = time.perf_counter()
     table = load_datasets([f"kermany:{data}"], task="kermany-binary")
-    channels = detect_channels(list(table.table["path"]))
+    channels = resolve_channels("auto", list(table.table["path"]))
     meta = backbone_meta(args.backbone, args.weights, args.input_size, channels)
     t1 = time.perf_counter()
     fs = extract_features(table, meta, batch_size=args.batch_size)

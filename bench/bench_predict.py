@@ -44,8 +44,8 @@ def main() -> None:
     import torch
 
     from medxfer.data.images import read_image
-    from medxfer.export import export_run
-    from medxfer.predict import Predictor
+    from medxfer.inference.export import export_run
+    from medxfer.inference.predictor import Predictor
 
     if args.threads:
         torch.set_num_threads(args.threads)

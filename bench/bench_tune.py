@@ -19,7 +19,7 @@ from pathlib import Path
 def synthetic(path: Path, n: int = 5216, d: int = 1280) -> None:
     import numpy as np
 
-    from medxfer.features import FeatureSet, save_features
+    from medxfer.features.extract import FeatureSet, save_features
 
     rng = np.random.default_rng(0)
     y = (rng.random(n) < 0.74).astype(np.int64)
@@ -45,7 +45,7 @@ def main() -> int:
 
     import optuna
 
-    from medxfer.tune import TuneOptions, run_tune
+    from medxfer.tuning.search import TuneOptions, run_tune
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="medxfer-bench-tune-"))

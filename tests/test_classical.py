@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from medxfer.classical import (
+from medxfer.cli import app
+from medxfer.features.classical import (
     CLASSIFIERS,
+    comparison_markdown,
     ensure_splits,
     fit_classifier,
     load_classical,
-    markdown_table,
     parse_classifiers,
     predict_classical,
     run_classical,
 )
-from medxfer.cli import app
-from medxfer.features import FeatureSet, save_features
+from medxfer.features.extract import FeatureSet, save_features
 
 
 def synth(n=160, d=12, seed=0, split=False, shift=2.0):
@@ -67,7 +67,7 @@ def test_ensure_splits_holds_out_whole_patients():
 def test_every_classifier_fits_scores_and_round_trips_through_skops(tmp_path, name):
     import skops.io as sio
 
-    from medxfer.classical import MODEL_FILE, ClassicalResult, save_classical
+    from medxfer.features.classical import MODEL_FILE, ClassicalResult, save_classical
 
     fs = synth(n=120, d=8, split=True)
     r = fit_classifier(fs, name, folds=2, seed=0)
@@ -108,7 +108,7 @@ def test_run_classical_writes_table_plot_and_best(tmp_path):
 
 
 def test_markdown_table():
-    md = markdown_table([{"a": 0.123456, "b": None, "c": "x"}])
+    md = comparison_markdown([{"a": 0.123456, "b": None, "c": "x"}])
     assert md.splitlines() == ["| a | b | c |", "|---|---|---|", "| 0.1235 |  | x |"]
 
 

@@ -9,7 +9,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from medxfer.cli import app
-from medxfer.features import (
+from medxfer.features.extract import (
     FeatureSet,
     backbone_meta,
     extract_features,

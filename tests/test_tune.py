@@ -15,9 +15,9 @@ import yaml
 from optuna.trial import TrialState
 
 from medxfer.config import ConfigError, TrainConfig, load_config
-from medxfer.features import FeatureSet, save_features
-from medxfer.tune import TuneOptions, run_tune
+from medxfer.features.extract import FeatureSet, save_features
 from medxfer.tuning.objectives import FastObjective, FullObjective
+from medxfer.tuning.search import TuneOptions, run_tune
 from medxfer.tuning.space import Dimension, apply_params, load_space, params_to_overrides
 from medxfer.tuning.study import _is_surplus, make_pruner, make_storage, open_study, run_trials
 

@@ -1,7 +1,7 @@
 """Make a submodule callable as the public API function of the same name.
 
-``medxfer.train`` (the package ``medxfer/train/``) and ``medxfer.tune`` (``medxfer/tune.py``) share
-their names with :func:`medxfer.api.train` and :func:`medxfer.api.tune`. Once a submodule is imported,
+``medxfer.train`` (the package ``medxfer/train/``) shares its name with :func:`medxfer.api.train`.
+Once a submodule is imported,
 Python binds it as the attribute ``medxfer.train``, hiding the function; making the module itself
 callable keeps ``medxfer.train(...)`` working either way. The API is looked up by name at call time,
 so a lower layer never imports :mod:`medxfer.api`.

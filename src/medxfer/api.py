@@ -1,7 +1,8 @@
 """The public Python API: what a notebook imports. Small and stable; the CLI commands call it.
 
 Every function here wraps the one implementation of its step (``train_run``, ``evaluate_run``,
-:class:`~medxfer.predict.Predictor`, ``export_run``, ``run_tune``, ``run_check``); nothing is computed twice.
+:class:`~medxfer.inference.predictor.Predictor`, ``export_run``, ``run_tune``, ``run_check``);
+nothing is computed twice.
 
 Example (a notebook)::
 
@@ -31,10 +32,10 @@ if TYPE_CHECKING:
     from medxfer.config import TrainConfig
     from medxfer.data.check import CheckReport
     from medxfer.data.datasets import ImageTable
-    from medxfer.export import ExportResult
-    from medxfer.predict import Predictor
+    from medxfer.inference.export import ExportResult
+    from medxfer.inference.predictor import Predictor
     from medxfer.runs import ModelInfo
-    from medxfer.train.runner import TrainResult
+    from medxfer.train.pieces import TrainResult
 
 PathLike = str | os.PathLike[str]
 __all__ = [
@@ -115,7 +116,7 @@ def check(
     import json
 
     from medxfer.data.check import run_check
-    from medxfer.runs import atomic_write_text
+    from medxfer.io import atomic_write_text
 
     table = load_table(list(data), task=task, splits=splits)
     report = run_check(table, probe=probe, progress=progress, **options)
@@ -204,7 +205,7 @@ def tune(
 
     ``storage`` is any SQLAlchemy URL (``sqlite:///runs/tune.db``, ``postgresql://user@host/db``) so
     several processes or machines can share a study. Further ``options`` are fields of
-    :class:`medxfer.tune.TuneOptions` (``timeout``, ``pruner``, ``seed``, ``overrides``, ``space``,
+    :class:`medxfer.tuning.search.TuneOptions` (``timeout``, ``pruner``, ``seed``, ``overrides``, ``space``,
     ``threads``).
 
     Example::
@@ -212,7 +213,7 @@ def tune(
         summary = medxfer.tune("configs/kermany-binary.yaml", trials=50, fast=True)
         summary["best_value"]
     """
-    from medxfer.tune import TuneOptions, run_tune
+    from medxfer.tuning.search import TuneOptions, run_tune
 
     opts = TuneOptions(
         config=config, trials=trials, fast=fast, storage=storage, study=study, out=out, features=features
@@ -263,8 +264,8 @@ class Run:
 
     @property
     def predictor(self) -> Predictor:
-        """The run's :class:`~medxfer.predict.Predictor` (torch engine), loaded once."""
-        from medxfer.predict import Predictor
+        """The run's :class:`~medxfer.inference.predictor.Predictor` (torch engine), loaded once."""
+        from medxfer.inference.predictor import Predictor
 
         if self._predictor is None:
             self._predictor = Predictor(self.path)
@@ -288,7 +289,7 @@ class Run:
 
             ev = run.evaluate(split="val", n_boot=200); ev.metrics["metrics"]["roc_auc"]
         """
-        from medxfer.evaluate.runner import evaluate_run
+        from medxfer.inference.evaluation import evaluate_run
 
         table = self._table(data, task, splits, split)
         result = evaluate_run(self.path, table, split=split, **options)
@@ -321,7 +322,7 @@ class Run:
         """
         import pandas as pd
 
-        from medxfer.predict import collect_inputs, predict_files
+        from medxfer.inference.predictor import collect_inputs, predict_files
 
         if isinstance(inputs, np.ndarray):
             inputs = [inputs]
@@ -371,7 +372,7 @@ class Run:
 
             run.export("onnx").max_abs_diff   # < 1e-4
         """
-        from medxfer.export import export_run
+        from medxfer.inference.export import export_run
 
         return export_run(self.path, format, out=out, check_images=check_images, **kw)
 

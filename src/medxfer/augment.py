@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from medxfer.data.transforms import get_augment
-from medxfer.runs import atomic_write_bytes, atomic_write_text
+from medxfer.io import atomic_write_bytes, atomic_write_text
 
 # file suffix -> (PIL format, save options); other sources (DICOM, ...) are written as PNG
 FORMATS = {

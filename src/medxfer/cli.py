@@ -55,14 +55,8 @@ COMMAND_MODULES = (
     "demo",  # demo (the README main job)
 )
 
-for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"medxfer.commands.{_name}")
-    except ModuleNotFoundError as exc:  # a step not written yet must not break the others
-        if exc.name != f"medxfer.commands.{_name}":
-            raise
-        continue
-    _module.register(app)
+for _name in COMMAND_MODULES:  # a missing or broken command module is an error, never skipped
+    importlib.import_module(f"medxfer.commands.{_name}").register(app)
 
 
 if __name__ == "__main__":

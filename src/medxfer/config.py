@@ -264,11 +264,13 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"stages[{i}].lr={s.lr!r}; give a number or 'auto'")
         if s.epochs < 0:
             raise ConfigError(f"stages[{i}].epochs={s.epochs} must be >= 0")
+    from medxfer.evaluate.monitors import monitors
+
     choices = {
         "train.optimizer": (cfg.train.optimizer, ("adamw", "adam", "sgd")),
         "train.scheduler": (cfg.train.scheduler, ("onecycle", "cosine", "constant")),
         "train.imbalance": (cfg.train.imbalance, ("none", "class_weights", "balanced_sampler")),
-        "train.monitor": (cfg.train.monitor, ("val_auc", "val_loss", "val_acc", "val_f1")),
+        "train.monitor": (cfg.train.monitor, tuple(monitors())),
         "model.output": (cfg.model.output, ("softmax", "sigmoid")),
         "data.channels": (cfg.data.channels, ("auto", "gray", "rgb")),
         "data.duplicates": (cfg.data.duplicates, ("group", "drop-cross-class", "keep")),
@@ -312,25 +314,22 @@ def _validate_augment(cfg: TrainConfig) -> None:
             raise ConfigError(f"{key}={value!r}: {exc}") from None
 
 
-SHARED_DATA_VAR = "MEDXFER_SHARED_DATA"
-SHARED_DATA_DEFAULT = "../shared/data"
-
-
 def _expand(value: Any, key: str) -> Any:
-    """Expand ``${VARS}`` (``${MEDXFER_SHARED_DATA}`` defaults to ``../shared/data``); a data path
-    built from a variable that does not exist names the variable."""
+    """Expand ``${VARS}`` (:func:`medxfer.io.expand_vars`: ``${MEDXFER_SHARED_DATA}`` defaults to
+    ``../shared/data``); a data path built from a variable that does not exist names the variable."""
+    from medxfer.io import SHARED_DATA_DEFAULT, SHARED_DATA_ENV, expand_vars
+
     if isinstance(value, list):
         return [_expand(v, f"{key}[{i}]") for i, v in enumerate(value)]
     if not isinstance(value, str) or "$" not in value:
         return value
-    shared = os.environ.get(SHARED_DATA_VAR)
-    text = value.replace("${" + SHARED_DATA_VAR + "}", shared or SHARED_DATA_DEFAULT)
-    expanded = os.path.expandvars(text)
+    expanded = expand_vars(value)
     path = expanded.split("?", 1)[0]
     path = path.split(":", 1)[1] if ":" in path and not Path(path).exists() else path
     if not Path(path).exists():
+        shared = os.environ.get(SHARED_DATA_ENV)
         state = f"is {shared!r}" if shared else f"is not set, so {SHARED_DATA_DEFAULT} was used"
-        hint = f"${SHARED_DATA_VAR} {state}" if SHARED_DATA_VAR in value else "check the ${VARIABLES} in it"
+        hint = f"${SHARED_DATA_ENV} {state}" if SHARED_DATA_ENV in value else "check the ${VARIABLES} in it"
         raise ConfigError(f"{key}: {path} not found ({value!r}; {hint}); set it to the right folder")
     return expanded
 
@@ -388,6 +387,6 @@ def load_config(
 
 def save_config(cfg: TrainConfig, path: str | os.PathLike[str]) -> None:
     """Write the resolved config as YAML (atomically)."""
-    from medxfer.runs import atomic_write_text
+    from medxfer.io import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

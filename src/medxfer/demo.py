@@ -7,17 +7,18 @@ evaluation on test -> ``report.html``.
 from __future__ import annotations
 
 import json
-import os
 import time
 from importlib import resources
 from pathlib import Path
 
-from medxfer.runs import atomic_write_text
+from medxfer.io import atomic_write_text
 
 
 def default_data() -> Path:
     """``$MEDXFER_SHARED_DATA/kermany`` (``../shared/data/kermany`` when the variable is unset)."""
-    return Path(os.environ.get("MEDXFER_SHARED_DATA", "../shared/data")) / "kermany"
+    from medxfer.io import shared_data_dir
+
+    return shared_data_dir() / "kermany"
 
 
 def demo_config(data: Path, overrides: list[str] | None = None):  # noqa: ANN201
@@ -31,15 +32,15 @@ def demo_config(data: Path, overrides: list[str] | None = None):  # noqa: ANN201
 
 def run_demo(data: Path, out: Path, overrides: list[str] | None = None, progress: bool = True) -> dict:
     """Run the demo into ``out`` (a new run folder); returns the test metrics with ``report`` path."""
-    from medxfer.data.datasets import load_datasets
     from medxfer.data.leaks import cached_check
-    from medxfer.evaluate.runner import choose_threshold, evaluate_run
-    from medxfer.train.runner import checked_split, train_run
+    from medxfer.data.resolve import checked_split, load_table
+    from medxfer.inference.evaluation import choose_threshold, evaluate_run
+    from medxfer.train.runner import train_run
 
     times: dict[str, float] = {}
     t = time.perf_counter()
     cfg = demo_config(data, overrides)
-    table = load_datasets(cfg.data.specs, task=cfg.data.task)
+    table = load_table(cfg.data)
     print(f"[1/4] check: {len(table)} images in {data} (its warnings are repeated by train)")
     cached_check(table, progress=progress)  # train reuses this check (cached by the data)
     times["check"] = time.perf_counter() - t
@@ -47,7 +48,7 @@ def run_demo(data: Path, out: Path, overrides: list[str] | None = None, progress
     t = time.perf_counter()
     # The recipe's duplicates policy (group: copies count as one patient) and its train/val/test split;
     # train makes the same split again from the same seed.
-    split_table, report = checked_split(cfg, table, progress=progress)
+    split_table, report = checked_split(table, cfg.data, input_size=cfg.model.input_size, progress=progress)
     counts = split_table.table["split"].value_counts().to_dict()
     crossing = sum(g["cross_split"] for g in report.duplicates)
     print(f"[2/4] split: patient-grouped train/val/test {counts} ({crossing} duplicate groups across splits)")

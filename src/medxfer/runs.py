@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +49,23 @@ class ModelInfo:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @classmethod
+    def for_backbone(
+        cls,
+        backbone: str,
+        weights: str,
+        class_names: list[str],
+        input_size: int | None = None,
+        **fields_: Any,
+    ) -> ModelInfo:
+        """The record of ``backbone`` + ``weights``: size, mean and std read from the backbone's weights
+        (never retyped), other fields (channels, mask_boxes, head, output) as given."""
+        from medxfer.models.backbones import get_spec
+
+        size, mean, std = get_spec(backbone).preprocess(weights)
+        size = int(input_size or size)
+        return cls(list(class_names), backbone, weights, size, tuple(mean), tuple(std), **fields_)  # type: ignore[arg-type]
+
     def to_json(self) -> str:
         data = asdict(self)
         return json.dumps(data, indent=2, sort_keys=True)
@@ -63,30 +79,6 @@ class ModelInfo:
         return info
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs should read like any new file
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def read_model_info(run_dir: str | os.PathLike[str]) -> ModelInfo:
     """Read ``RUN/model.json``; raises FileNotFoundError naming the folder if it is not a run."""
     path = Path(run_dir) / MODEL_JSON
@@ -98,6 +90,8 @@ def read_model_info(run_dir: str | os.PathLike[str]) -> ModelInfo:
 def save_model(run_dir: str | os.PathLike[str], model: torch.nn.Module, info: ModelInfo) -> None:
     """Write ``model.safetensors`` and ``model.json`` atomically into ``run_dir``."""
     from safetensors.torch import save
+
+    from medxfer.io import atomic_write_bytes, atomic_write_text
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_write_bytes(Path(run_dir) / MODEL_WEIGHTS, save(tensors))

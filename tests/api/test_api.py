@@ -21,7 +21,7 @@ def test_import_is_light_and_train_stays_callable() -> None:
     code = (
         "import sys, medxfer\n"
         "assert 'torch' not in sys.modules and 'numpy' not in sys.modules, 'heavy import'\n"
-        "import medxfer.train.runner, medxfer.tune\n"
+        "import medxfer.train.runner, medxfer.tuning.search\n"
         "assert callable(medxfer.train) and callable(medxfer.tune)\n"
         "try:\n"
         "    medxfer.train(None)\n"

@@ -81,7 +81,7 @@ def test_compare_cli(tiny_folder: Path, tiny_run: Path, tmp_path: Path) -> None:
     import shutil
 
     from medxfer.data.datasets import load_datasets
-    from medxfer.evaluate.runner import evaluate_run
+    from medxfer.inference.evaluation import evaluate_run
 
     table = load_datasets([str(tiny_folder)])
     table.table["split"] = ["val" if i % 2 else "test" for i in range(len(table))]

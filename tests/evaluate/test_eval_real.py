@@ -10,7 +10,7 @@ import numpy as np
 
 def test_evaluate_real_kermany_subset(shared_data: Path, tiny_run: Path) -> None:
     from medxfer.data.datasets import load_datasets
-    from medxfer.evaluate.runner import evaluate_run
+    from medxfer.inference.evaluation import evaluate_run
 
     table = load_datasets([f"kermany:{shared_data / 'kermany'}"], task="kermany-binary")
     df = table.table

@@ -9,7 +9,7 @@ SECTIONS = ("disclaimer", "summary", "per-class", "figures", "worst", "data", "w
 
 def test_report_renders_in_chromium(tiny_folder: Path, tiny_run: Path, tmp_path: Path, browser) -> None:  # noqa: ANN001
     from medxfer.data.datasets import load_datasets
-    from medxfer.evaluate.runner import evaluate_run
+    from medxfer.inference.evaluation import evaluate_run
 
     table = load_datasets([str(tiny_folder)])
     table.table["split"] = "test"

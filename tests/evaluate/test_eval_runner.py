@@ -11,7 +11,7 @@ import pytest
 
 from medxfer.data.datasets import load_datasets
 from medxfer.evaluate import metrics as M
-from medxfer.evaluate.runner import choose_threshold, evaluate_run
+from medxfer.inference.evaluation import choose_threshold, evaluate_run
 from medxfer.runs import read_model_info
 
 

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from medxfer.cli import app
 from medxfer.data.images import read_image
-from medxfer.export import ExportError, export_run
-from medxfer.predict import Predictor
+from medxfer.inference.export import ExportError, export_run
+from medxfer.inference.predictor import Predictor
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from inference_helpers import CLASSES, gray_image, make_run, write_png
 from typer.testing import CliRunner
 
 from medxfer.cli import app
-from medxfer.predict import Predictor, PredictorError, collect_inputs, predict_files, shift_image
+from medxfer.inference.predictor import Predictor, PredictorError, collect_inputs, predict_files, shift_image
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from inference_helpers import CLASSES, METRICS, gray_image
 from PIL import Image
 
-from medxfer.predict import Predictor
+from medxfer.inference.predictor import Predictor
 from medxfer.serve.app import create_app
 
 

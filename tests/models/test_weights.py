@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from medxfer.models import imagenet, weights
-from medxfer.models.backbones import build_model, get_spec
+from medxfer.models.backbones import build_model, get_spec, weight_status
 from medxfer.models.keymaps import lukemelas_effnet_to_timm
-from medxfer.models.weights import PACKAGED, WeightsError, load_weights, packaged_path, weight_status
+from medxfer.models.weights import PACKAGED, WeightsError, load_weights, packaged_path
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,9 @@ from tiny import make_folder_dataset, tiny_config
 
 from medxfer.config import load_config
 from medxfer.data.datasets import load_datasets
-from medxfer.train.runner import LeakError, checked_split, prepare_run_dir, resolve_data, train_run
+from medxfer.data.leaks import LeakError
+from medxfer.data.resolve import checked_split
+from medxfer.train.runner import prepare_run_dir, resolve_data, train_run
 
 REPO = Path(__file__).resolve().parents[2]
 COVID_RECIPES = ["covid-3class", "covid-4class", "covid-vs-normal"]
@@ -31,14 +33,14 @@ def test_policies_group_drop_and_keep(tmp_path: Path, monkeypatch: pytest.Monkey
     data = _with_cross_copies(tmp_path)
     cfg = tiny_config(data)
     table = load_datasets(cfg.data.specs)
-    grouped, report = checked_split(cfg, table, progress=False)
+    grouped, report = checked_split(table, cfg.data, progress=False)
     assert report.settings["duplicates"] == "group" and not report.settings["dropped"]
     crossing = [g for g in report.duplicates if g["cross_class"]]
     assert crossing and all(len(g["splits"]) == 1 for g in report.duplicates)
     assert report.settings["reused_cached_check"] is False
 
     cfg.data.duplicates = "drop-cross-class"
-    dropped_table, report = checked_split(cfg, table, progress=False)
+    dropped_table, report = checked_split(table, cfg.data, progress=False)
     dropped = {Path(d["path"]).name for d in report.settings["dropped"]}
     assert dropped == {"copy_of_disc.png", "disc0_0.png"}
     assert len(dropped_table) == len(table) - 2 and report.settings["reused_cached_check"] is True
@@ -87,9 +89,9 @@ def test_covid_recipes_split_with_no_duplicates_across_splits(
     big = df["source"].isin(["kermany", "covid19-radiography"])
     keep = ~big | (df.groupby("source").cumcount() % 3 == 0)
     table = full.with_table(df[keep])
-    _, report = checked_split(cfg, table, progress=False)
+    _, report = checked_split(table, cfg.data, progress=False)
     assert sum(g["cross_split"] for g in report.duplicates) == 0
     assert report.num_images > 1000 and report.duplicates  # the subset does hold copies
     cfg.data.duplicates, cfg.data.allow_leaks = "keep", True  # what the recipes did before
-    _, leaky = checked_split(cfg, table, progress=False)
+    _, leaky = checked_split(table, cfg.data, progress=False)
     assert sum(g["cross_split"] for g in leaky.duplicates) > 0

@@ -80,7 +80,7 @@ def test_limit_train_caps_each_class_and_keeps_columns() -> None:
     import pandas as pd
 
     from medxfer.data.datasets import ImageTable
-    from medxfer.train.runner import limit_train
+    from medxfer.train.pieces import limit_train
 
     df = pd.DataFrame(
         {

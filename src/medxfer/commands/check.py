@@ -57,7 +57,7 @@ def check(
     if json_out is not None and json_out.is_dir():
         fail(f"--json {json_out} is a folder; give a file path such as {json_out / 'check.json'}")
     from medxfer.data.check import quarantine_files, run_check
-    from medxfer.runs import atomic_write_text
+    from medxfer.io import atomic_write_text
 
     table = load_data(data, task, splits)
     report = run_check(table, min_size=min_size, probe=probe, progress=not quiet, mask_boxes=boxes)

@@ -13,8 +13,8 @@ from medxfer.commands.common import DATA_HELP, fail, load_data
 def _encoder(
     run: Path | None, backbone: str | None, weights: str, input_size: int | None, channels: str, paths
 ):  # noqa: ANN001, ANN202
-    from medxfer.data.cache import detect_channels
-    from medxfer.features import backbone_meta, run_meta
+    from medxfer.data.resolve import CHANNELS, resolve_channels
+    from medxfer.features.extract import backbone_meta, run_meta
 
     if (run is None) == (backbone is None):
         fail("give either a RUN folder or --backbone NAME (not both)")
@@ -27,10 +27,9 @@ def _encoder(
 
     if backbone not in list_backbones():
         fail(f"unknown backbone {backbone!r}; valid: {', '.join(list_backbones())}")
-    if channels not in ("auto", "gray", "rgb"):
-        fail(f"--channels {channels!r}; valid: auto, gray, rgb")
-    if channels == "auto":
-        channels = detect_channels(paths)
+    if channels not in CHANNELS:
+        fail(f"--channels {channels!r}; valid: {', '.join(CHANNELS)}")
+    channels = resolve_channels(channels, paths)
     try:
         return backbone_meta(backbone, weights, input_size, channels)  # type: ignore[arg-type]
     except (ValueError, RuntimeError) as exc:
@@ -56,7 +55,7 @@ def features(
     import torch
 
     from medxfer.data.images import ImageError
-    from medxfer.features import extract_features, save_features
+    from medxfer.features.extract import extract_features, save_features
 
     if out.exists() and not overwrite:
         fail(f"{out} exists; pass --overwrite to replace it")
@@ -82,7 +81,7 @@ def features(
 
 def classical(
     features_file: Path = typer.Option(..., "--features", "-f", help="A file from `medxfer features`."),
-    classifiers: str = typer.Option("logreg,svm,rf,knn,gboost", help="Comma list, or all."),
+    classifiers: str = typer.Option("all", help="Comma list of registered classifiers, or all (every one)."),
     pca: int | None = typer.Option(
         None, help="PCA components for every classifier (0 = off; default per classifier)."
     ),
@@ -92,8 +91,8 @@ def classical(
     overwrite: bool = typer.Option(False, help="Write into an --out that already holds results."),
 ) -> None:
     """Tune scikit-learn classifiers on frozen features (grouped CV), compare them, save the best."""
-    from medxfer.classical import INFO_FILE, parse_classifiers, run_classical
-    from medxfer.features import load_features
+    from medxfer.features.classical import INFO_FILE, parse_classifiers, run_classical
+    from medxfer.features.extract import load_features
 
     try:
         names = parse_classifiers(classifiers)

@@ -31,6 +31,17 @@ def _headline(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _splits_file(run: Path, splits: Path | None, split: str) -> Path | None:
+    """``--splits``, else RUN/splits.csv when present; fails when a split is asked for and none exists."""
+    if splits is None and (run / "splits.csv").is_file():
+        splits = run / "splits.csv"
+    if splits is None and split != "all":
+        fail(f"no --splits given and {run / 'splits.csv'} does not exist; pass --splits FILE or --split all")
+    if splits is not None and not splits.is_file():
+        fail(f"{splits}: splits file not found")
+    return splits
+
+
 def evaluate(
     run: Path = typer.Argument(..., help="Run folder (model.json + model.safetensors)."),
     data: list[str] = typer.Option(..., "--data", help=DATA_HELP),
@@ -42,7 +53,7 @@ def evaluate(
     ),
     split: str = typer.Option("test", "--split", help="Split to evaluate: train, val, test, or all."),
     tta: bool = typer.Option(
-        False, "--tta", help="Average identity, 4 small shifts and a 5% zoom (no flips)."
+        False, "--tta", help="Average identity and 4 small shifts: the TTA of `predict --tta` (no flips)."
     ),
     name: str | None = typer.Option(None, "--name", help="Output folder RUN/eval/NAME (default: the split)."),
     worst: int = typer.Option(12, "--worst", min=0, help="Highest-loss images in the Grad-CAM gallery."),
@@ -56,18 +67,11 @@ def evaluate(
     ),
 ) -> None:
     """Metrics with patient-level bootstrap CIs, plots, worst cases with Grad-CAM and report.html."""
-    from medxfer.evaluate import runner
+    from medxfer.inference import evaluation as runner
 
     if not (run / "model.json").is_file():
         fail(f"{run}: not a medxfer run folder (no model.json); train one first")
-    splits = (
-        splits if splits is not None else (run / "splits.csv" if (run / "splits.csv").is_file() else None)
-    )
-    if splits is None and split != "all":
-        fail(f"no --splits given and {run / 'splits.csv'} does not exist; pass --splits FILE or --split all")
-    if splits is not None and not splits.is_file():
-        fail(f"{splits}: splits file not found")
-    table = load_data(data, task=task or _run_task(run), splits=splits)
+    table = load_data(data, task=task or _run_task(run), splits=_splits_file(run, splits, split))
     try:
         if choose_threshold:
             t = runner.choose_threshold(
@@ -108,7 +112,7 @@ def explain(
 ) -> None:
     """Grad-CAM overlays: one PNG per image (per class with --class all), named IMAGE_gradcam_CLASS.png."""
     from medxfer.data.images import ImageError
-    from medxfer.evaluate.explain import explain_files
+    from medxfer.inference.cams import explain_files
 
     if not (run / "model.json").is_file():
         fail(f"{run}: not a medxfer run folder (no model.json)")

@@ -16,7 +16,7 @@ import typer
 from medxfer.commands.common import echo_err, fail
 
 if TYPE_CHECKING:
-    from medxfer.predict import PredictionTable, Predictor
+    from medxfer.inference.predictor import PredictionTable, Predictor
 
 ENGINE_HELP = "torch (the run's weights) or onnx (RUN/model.onnx from `medxfer export`)."
 
@@ -37,8 +37,8 @@ def predict(
 
     Exit status: 0 all predicted; 1 some files unreadable (error column + stderr); 2 bad command line.
     """
-    from medxfer.predict import Predictor, PredictorError, collect_inputs
-    from medxfer.runs import atomic_write_text
+    from medxfer.inference.predictor import Predictor, PredictorError, collect_inputs
+    from medxfer.io import atomic_write_text
 
     if out.exists() and not force:
         fail(f"{out}: already exists; pass --force to replace it or choose another --out")
@@ -64,7 +64,7 @@ def _predict_with_progress(
     predictor: Predictor, paths: list[str], batch_size: int, tta: bool, cam: Path | None
 ) -> PredictionTable:
     """Run ``predict_files`` with a progress bar on stderr (terminal only, more than one batch)."""
-    from medxfer.predict import predict_files
+    from medxfer.inference.predictor import predict_files
 
     if len(paths) <= batch_size or not sys.stderr.isatty():
         return predict_files(predictor, paths, batch_size, tta, cam, on_error=echo_err)
@@ -97,8 +97,8 @@ def export(
 ) -> None:
     """Export the model (dynamic batch; outputs probabilities) and check it matches PyTorch within 1e-4."""
     from medxfer.data.images import ImageError, read_image
-    from medxfer.export import ExportError, default_output, export_run
-    from medxfer.predict import collect_inputs
+    from medxfer.inference.export import ExportError, default_output, export_run
+    from medxfer.inference.predictor import collect_inputs
 
     if format not in ("onnx", "torchscript"):
         fail(f"unknown --format {format!r}; choose onnx or torchscript")
@@ -146,7 +146,7 @@ def serve(
     """Serve the web page and REST API (FastAPI + uvicorn). Research use only — not for diagnosis."""
     import uvicorn
 
-    from medxfer.predict import PredictorError
+    from medxfer.inference.predictor import PredictorError
     from medxfer.serve.app import create_app
 
     try:

@@ -14,8 +14,13 @@ def model_rows(names: list[str] | None = None) -> list[dict[str, object]]:
     """
     import torch
 
-    from medxfer.models.backbones import DEFAULT_BACKBONE, count_parameters, get_spec, list_backbones
-    from medxfer.models.weights import weight_status
+    from medxfer.models.backbones import (
+        DEFAULT_BACKBONE,
+        count_parameters,
+        get_spec,
+        list_backbones,
+        weight_status,
+    )
 
     rows = []
     for name in names or list_backbones():

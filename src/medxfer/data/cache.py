@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from medxfer.data.images import ImageError, read_image
-from medxfer.data.transforms import apply_mask, resize_uint8, to_channels
+from medxfer.data.transforms import prepare_pixels
 
 
 def cache_root() -> Path:
@@ -44,8 +44,7 @@ def prepare_file(
             return np.load(file, allow_pickle=False)
         except (OSError, ValueError):
             pass  # a half-written cache entry from a killed run: decode again
-    img = read_image(path)
-    img = resize_uint8(to_channels(apply_mask(img, mask), channels), size)
+    img = prepare_pixels(read_image(path), size, channels, mask)
     if use_cache:
         file.parent.mkdir(parents=True, exist_ok=True)
         # Unique temp name: identical files (duplicates) may be written by two threads at once.

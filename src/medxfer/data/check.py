@@ -292,7 +292,7 @@ def quarantine_files(
     import json
     import shutil
 
-    from medxfer.runs import atomic_write_text
+    from medxfer.io import atomic_write_text
 
     dest = Path(dest).resolve()
     if not paths:
@@ -327,7 +327,7 @@ def restore_files(dest: str | os.PathLike[str]) -> tuple[list[dict], list[str]]:
     import json
     import shutil
 
-    from medxfer.runs import atomic_write_text
+    from medxfer.io import atomic_write_text
 
     dest = Path(dest)
     manifest = dest / MANIFEST

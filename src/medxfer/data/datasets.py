@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medxfer.data import manifests  # noqa: F401  (registers the csv and metadata.csv layouts)
 from medxfer.data.layouts import DatasetError, get_layout, list_layouts
 
 __all__ = [

@@ -56,30 +56,25 @@ def register_layout(name: str) -> Callable[[LayoutFunc], LayoutFunc]:
     return wrap
 
 
-def _load_builtin() -> None:
-    # the CSV and metadata.csv layouts live in their own module, which imports this one
-    import medxfer.data.manifests  # noqa: F401
-
-
 def list_layouts() -> list[str]:
     """Names of the registered layouts, sorted."""
-    _load_builtin()
     return sorted(LAYOUTS)
 
 
 def get_layout(name: str) -> LayoutFunc:
     """The layout function registered as ``name``; DatasetError listing valid names otherwise."""
-    _load_builtin()
     if name not in LAYOUTS:
         raise DatasetError(f"unknown dataset layout {name!r}; valid layouts: {', '.join(sorted(LAYOUTS))}")
     return LAYOUTS[name]
 
 
-def _frame(rows: list[tuple[str, str, str, str, str, str]]) -> pd.DataFrame:
+def raw_frame(rows: list[tuple[str, str, str, str, str, str]]) -> pd.DataFrame:
+    """A layout's raw table: one row per image with the columns of :data:`RAW_COLUMNS` (all str)."""
     return pd.DataFrame(rows, columns=list(RAW_COLUMNS), dtype=str)
 
 
-def _require_dir(root: Path, layout: str) -> None:
+def require_dir(root: Path, layout: str) -> None:
+    """Raise DatasetError naming ``root`` unless it is an existing folder."""
     if not root.exists():
         raise DatasetError(f"{root}: folder not found (layout {layout})")
     if not root.is_dir():
@@ -120,7 +115,7 @@ def folder_layout(root: Path, options: dict[str, str]) -> pd.DataFrame:
 
     Options: ``source`` (default: the folder's name).
     """
-    _require_dir(root, "folder")
+    require_dir(root, "folder")
     source = options.get("source", root.name)
     rows = []
     for split, base in split_dirs(root):
@@ -129,7 +124,7 @@ def folder_layout(root: Path, options: dict[str, str]) -> pd.DataFrame:
             raise DatasetError(f"{base}: no class sub-folders (layout folder expects <class>/<image>)")
         for class_dir in classes:
             rows += [(p, class_dir.name, p, source, "", split) for p in list_images(class_dir)]
-    return _frame(rows)
+    return raw_frame(rows)
 
 
 _KERMANY_PATIENT = (
@@ -158,7 +153,7 @@ def _kermany_label(class_name: str, file_name: str) -> str:
 @register_layout("kermany")
 def kermany_layout(root: Path, options: dict[str, str]) -> pd.DataFrame:
     """Kaggle "Chest X-Ray Images (Pneumonia)": ``[train|val|test/]NORMAL|PNEUMONIA/*.jpeg``."""
-    _require_dir(root, "kermany")
+    require_dir(root, "kermany")
     rows = []
     for split, base in split_dirs(root):
         classes = {d.name.lower(): d for d in _subdirs(base) if d.name.lower() in ("normal", "pneumonia")}
@@ -170,7 +165,7 @@ def kermany_layout(root: Path, options: dict[str, str]) -> pd.DataFrame:
                 patient = kermany_patient(name)
                 patient_id = f"kermany:{patient}" if patient else path
                 rows.append((path, _kermany_label(class_name, name), patient_id, "kermany", "", split))
-    return _frame(rows)
+    return raw_frame(rows)
 
 
 _RADIOGRAPHY_CLASSES = {
@@ -189,7 +184,7 @@ def covid19_radiography_layout(root: Path, options: dict[str, str]) -> pd.DataFr
     Each class folder holds the images directly or in an ``images/`` sub-folder (``masks/`` ignored).
     No patient ids: each image is its own patient.
     """
-    _require_dir(root, "covid19-radiography")
+    require_dir(root, "covid19-radiography")
     rows = []
     for class_dir in _subdirs(root):
         key = re.sub(r"[_\-\s]+", " ", class_dir.name.lower()).strip()
@@ -204,4 +199,4 @@ def covid19_radiography_layout(root: Path, options: dict[str, str]) -> pd.DataFr
             f"{root}: no images in COVID/, Normal/, Viral Pneumonia/ or Lung_Opacity/ "
             "(layout covid19-radiography)"
         )
-    return _frame(rows)
+    return raw_frame(rows)

@@ -34,6 +34,12 @@ if TYPE_CHECKING:
     from medxfer.data.datasets import ImageTable
 
 DUPLICATE_POLICIES = ("group", "drop-cross-class", "keep")
+
+
+class LeakError(ValueError):
+    """Duplicate images straddle the splits and leaks were not allowed."""
+
+
 _KEY_COLUMNS = ("path", "label_name", "source", "patient_id", "view")
 
 

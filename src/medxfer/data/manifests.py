@@ -30,9 +30,9 @@ from medxfer.data.layouts import (
     FRONTAL_VIEWS,
     SPLIT_NAMES,
     DatasetError,
-    _frame,
-    _require_dir,
+    raw_frame,
     register_layout,
+    require_dir,
 )
 
 #: Finding (case-insensitive) -> raw label for the metadata.csv collections. Hierarchical findings
@@ -151,7 +151,7 @@ def csv_layout(path: Path, options: dict[str, str]) -> pd.DataFrame:
         rows.append((file_path, label, patient or file_path, source or default_source, view, split))
     if missing:
         raise DatasetError(f"{path}: {len(missing)} listed file(s) not found, e.g. {', '.join(missing[:3])}")
-    return _frame(rows)
+    return raw_frame(rows)
 
 
 def map_finding(finding: str, mapping: dict[str, str | None]) -> str | None:
@@ -185,7 +185,7 @@ def _view_ok(view: str, rule: str) -> bool:
 def _metadata_layout(
     root: Path, options: dict[str, str], source: str, file_column: str, default_views: str
 ) -> pd.DataFrame:
-    _require_dir(root, source)
+    require_dir(root, source)
     meta_path = root / "metadata.csv"
     frame = read_table(meta_path)
     needed = ["patientid", "finding", file_column]
@@ -216,7 +216,7 @@ def _metadata_layout(
             f"{meta_path}: {len(missing)} listed image(s) not found and skipped, e.g. {missing[0]}",
             stacklevel=3,
         )
-    return _frame(rows)
+    return raw_frame(rows)
 
 
 def _patient(source: str, patient: str) -> str:

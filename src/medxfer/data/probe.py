@@ -196,17 +196,14 @@ def _oof_proba(x: np.ndarray, y: np.ndarray, folds, num_classes: int) -> np.ndar
 
 
 def _scores(y: np.ndarray, proba: np.ndarray) -> tuple[float, float]:
-    """Balanced accuracy and macro one-vs-rest AUC of out-of-fold probabilities."""
-    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+    """Balanced accuracy and AUC (binary: class 1; else macro one-vs-rest) of out-of-fold probabilities.
 
-    bal = float(balanced_accuracy_score(y, proba.argmax(axis=1)))
-    present = np.unique(y)
-    if len(present) == 2:
-        auc = float(roc_auc_score(y == present[1], proba[:, present[1]]))
-    else:
-        aucs = [roc_auc_score(y == c, proba[:, c]) for c in present]
-        auc = float(np.mean(aucs))
-    return bal, auc
+    Computed by :mod:`medxfer.evaluate.metrics`, the formulas every report uses.
+    """
+    from medxfer.evaluate import metrics as M
+
+    cm = M.confusion_matrix(y, proba.argmax(axis=1), proba.shape[1])
+    return M.balanced_accuracy(cm), M.roc_auc(y, proba)
 
 
 def _is_clear(bal: float, auc: float, chance: float) -> bool:

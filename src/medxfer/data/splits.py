@@ -103,7 +103,7 @@ def _assign_pool(
 
 def save_splits(table: ImageTable, path: str | os.PathLike[str]) -> None:
     """Write ``splits.csv`` (columns path,label_name,patient_id,source,split) atomically."""
-    from medxfer.runs import atomic_write_text
+    from medxfer.io import atomic_write_text
 
     atomic_write_text(path, table.table[list(SPLITS_COLUMNS)].to_csv(index=False))
 

@@ -117,9 +117,14 @@ def resize_uint8(img: np.ndarray, size: int) -> np.ndarray:
 
 def prepare(img: np.ndarray, info: ModelInfo, size: int | None = None) -> np.ndarray:
     """Mask, convert channels and resize: the deterministic part that can be cached (uint8)."""
-    img = apply_mask(img, info.mask_boxes)
-    img = to_channels(img, info.channels)
-    return resize_uint8(img, size or info.input_size)
+    return prepare_pixels(img, size or info.input_size, info.channels, info.mask_boxes)
+
+
+def prepare_pixels(
+    img: np.ndarray, size: int, channels: str, mask_boxes: Sequence[Sequence[float]] = ()
+) -> np.ndarray:
+    """:func:`prepare` from the record's fields (mask -> channels -> resize); the image cache keys on them."""
+    return resize_uint8(to_channels(apply_mask(img, mask_boxes), channels), size)
 
 
 def normalise(arr: np.ndarray, info: ModelInfo) -> torch.Tensor:

@@ -12,14 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from medxfer.evaluate.monitors import compare_columns
 from medxfer.evaluate.report import fmt_ci
 
-METRICS = [
-    ("roc_auc", "AUC"),
-    ("accuracy", "acc"),
-    ("balanced_accuracy", "bal. acc"),
-    ("macro_f1", "macro F1"),
-]
+METRICS = compare_columns()
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -95,10 +91,11 @@ def table_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
 
 def render(header: list[str], rows: list[list[str]], fmt: str) -> str:
     """The table as ``md``, ``csv`` or ``html``."""
-    from medxfer.evaluate.report import _html_table, _md_table
+    from medxfer.evaluate.report import _html_table
+    from medxfer.io import markdown_table
 
     if fmt == "md":
-        return _md_table(header, rows) + "\n"
+        return markdown_table(header, rows) + "\n"
     if fmt == "csv":
         import csv
         import io
@@ -133,7 +130,7 @@ def compare_runs(
     Returns the markdown table. Example: ``compare_runs(["runs/vgg16", "runs/resnet50"], "cmp.html")``.
     """
     from medxfer.evaluate.plots import plot_metric_bars
-    from medxfer.runs import atomic_write_text
+    from medxfer.io import atomic_write_text
 
     rows = [run_row(r) for r in run_dirs]
     header, cells = table_rows(rows)

@@ -11,7 +11,6 @@ stretched to the input square), so the CAM is simply resized to the image's heig
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -143,69 +142,8 @@ def save_png(path: str, rgb: np.ndarray) -> None:
 
     from PIL import Image
 
-    from medxfer.runs import atomic_write_bytes
+    from medxfer.io import atomic_write_bytes
 
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
-
-
-def _targets(class_names: list[str], class_name: str | None) -> list[int] | None:
-    """Class indices to explain: None = predicted, ``all`` = every class, else one named class."""
-    if class_name is None:
-        return None
-    if class_name == "all":
-        return list(range(len(class_names)))
-    if class_name not in class_names:
-        raise ValueError(f"unknown class {class_name!r}; valid: {', '.join(class_names)}, all")
-    return [class_names.index(class_name)]
-
-
-def explain_files(
-    run_dir: str,
-    paths: list[str],
-    out_dir: str | Path,
-    class_name: str | None = None,
-    force: bool = False,
-) -> list[tuple[str, str, float]]:
-    """Write Grad-CAM overlays ``<stem>_gradcam_<class>.png`` into ``out_dir`` for each image.
-
-    ``class_name``: None (predicted class), a class name, or ``all``. Existing files are kept
-    (``FileExistsError``) unless ``force``. Returns ``(png path, class, P(class))`` per overlay.
-    """
-    import torch
-
-    from medxfer.data.images import read_image
-    from medxfer.data.transforms import batch_input
-    from medxfer.runs import load_model
-
-    model, info = load_model(run_dir)
-    names = list(info.class_names)
-    targets = _targets(names, class_name)
-    out = Path(out_dir)
-    stems = [Path(p).stem for p in paths]
-    if len(set(stems)) != len(stems):
-        raise ValueError(
-            "two images share a file name; explain them in separate calls (outputs would collide)"
-        )
-    written: list[tuple[str, str, float]] = []
-    for path, stem in zip(paths, stems, strict=True):
-        img = read_image(path)
-        x = batch_input([img], info)
-        with torch.no_grad():
-            proba = model.predict_proba(x)[0].numpy()
-        classes = targets if targets is not None else [int(proba.argmax())]
-        if info.num_classes == 2 and targets is None:
-            classes = [int(proba[1] >= info.threshold)]
-        for k in classes:
-            dest = out / f"{stem}_gradcam_{_safe(names[k])}.png"
-            if dest.exists() and not force:
-                raise FileExistsError(f"{dest}: already exists; pass --force to replace it")
-            cam = grad_cam(model, x, target=k)[0]
-            save_png(str(dest), overlay(img, cam))
-            written.append((str(dest), names[k], float(proba[k])))
-    return written
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

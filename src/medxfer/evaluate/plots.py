@@ -6,7 +6,6 @@ tested without a model.
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -29,11 +28,9 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def _save(fig: Figure, path: str | os.PathLike[str]) -> str:
-    from medxfer.runs import atomic_write_bytes
+    from medxfer.io import atomic_write_bytes, figure_png
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, figure_png(fig, tight=True))
     return str(path)
 
 

@@ -1,6 +1,6 @@
 """The evaluation report: one self-contained HTML page (images base64-embedded) and a markdown twin.
 
-Both are rendered from one ``context`` dict built by :func:`medxfer.evaluate.runner.evaluate_run`:
+Both are rendered from one ``context`` dict built by :func:`medxfer.inference.evaluation.evaluate_run`:
 
 - ``title``, ``run_dir``, ``name``, ``split``, ``created`` (str)
 - ``result``: the ``metrics.json`` content (``metrics``, ``ci``, ``class_names``, optional ``at_0.5``...)
@@ -18,21 +18,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from medxfer.evaluate.monitors import headline
+from medxfer.io import markdown_table
+
 DISCLAIMER = (
     "Not for clinical use. This model and report are for research and education only: they have not been "
     "validated for diagnosis, and a good score here does not mean the model is safe for patients."
 )
-HEADLINE = [
-    ("accuracy", "Accuracy"),
-    ("balanced_accuracy", "Balanced accuracy"),
-    ("roc_auc", "ROC AUC"),
-    ("average_precision", "Average precision"),
-    ("macro_f1", "Macro F1"),
-    ("weighted_f1", "Weighted F1"),
-    ("cohen_kappa", "Cohen's kappa"),
-    ("brier", "Brier score"),
-    ("ece", "ECE (15 bins)"),
-]
+HEADLINE = headline()
 PER_CLASS = ["precision", "recall", "specificity", "f1", "roc_auc", "average_precision"]
 
 
@@ -82,15 +75,6 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    def esc(c: str) -> str:
-        return str(c).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def _img_tag(folder: Path, file: str, caption: str) -> str:
@@ -191,19 +175,19 @@ def render_markdown(ctx: dict[str, Any]) -> str:
             table, gallery = content
             if gallery:
                 out += [f"![worst predictions]({gallery})", ""]
-            out.append(_md_table(*table))
+            out.append(markdown_table(*table))
         elif sid == "warnings":
             out += [f"- {w}" for w in content]
         elif sid in ("config", "model"):
             out += ["```yaml" if sid == "config" else "```text", content.rstrip(), "```"]
         else:
-            out.append(_md_table(*content))
+            out.append(markdown_table(*content))
     return "\n".join(out) + "\n"
 
 
 def write_reports(ctx: dict[str, Any], folder: str | os.PathLike[str]) -> tuple[Path, Path]:
     """Write ``report.html`` and ``report.md`` atomically into ``folder``; returns their paths."""
-    from medxfer.runs import atomic_write_text
+    from medxfer.io import atomic_write_text
 
     folder = Path(folder)
     html_path, md_path = folder / "report.html", folder / "report.md"

@@ -1,23 +1,22 @@
 """Backbone registry: one interface (images -> pooled embedding -> head) for every network.
 
-A backbone is registered with :func:`register_backbone` (a dict and a decorator, torchvision-style);
-:func:`build_model` turns a registry name into a :class:`Classifier`. The concrete networks live in
-:mod:`medxfer.models.zoo`; where their weights come from lives in :mod:`medxfer.models.weights`.
+A backbone is registered with :func:`medxfer.models.registry.register_backbone` (a dict and a decorator,
+torchvision-style); :func:`build_model` turns a registry name into a :class:`Classifier`. The concrete
+networks live in :mod:`medxfer.models.zoo`; where their weights come from lives in
+:mod:`medxfer.models.weights` (sources registry) and :mod:`medxfer.models.imagenet`. This module
+assembles them: importing it registers every built-in backbone and weight source.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-BackboneBuilder = Callable[[], nn.Module]
-BlocksFn = Callable[[nn.Module], list[nn.Module]]
-CamFn = Callable[[nn.Module], nn.Module]
+from medxfer.models import imagenet, zoo  # noqa: F401  (register the built-in backbones, imagenet source)
+from medxfer.models.registry import BACKBONES, BackboneSpec, register_backbone  # noqa: F401
+from medxfer.models.weights import WEIGHT_SOURCES, WeightsError, load_weights
 
 HEAD_KINDS = ("linear", "mlp")
 OUTPUTS = ("softmax", "sigmoid")
@@ -27,129 +26,16 @@ DEFAULT_WEIGHTS = "packaged"
 _PROBE_SIZE = 64
 
 
-@dataclass(frozen=True)
-class BackboneSpec:
-    """A registry entry: how to build a backbone and how to feed it.
-
-    ``family`` is ``"torchvision"``, ``"timm"`` or ``"custom"``; ``arch`` is the library's own model name
-    (``tf_efficientnet_lite0`` for ``efficientnet_lite0``). ``builder()`` returns the backbone with its
-    classifier removed (forward gives the pooled embedding); ``blocks_fn`` lists its stages input-to-output;
-    ``cam_fn`` picks the Grad-CAM layer.
-    """
-
-    name: str
-    family: str
-    arch: str
-    builder: BackboneBuilder
-    blocks_fn: BlocksFn
-    cam_fn: CamFn
-    default_weights: str = "none"
-    description: str = ""
-    custom_preprocess: tuple[int, tuple[float, ...], tuple[float, ...]] | None = field(default=None)
-
-    @property
-    def input_size(self) -> int:
-        """Default square input size (pixels) of this backbone's weights."""
-        return self.preprocess(self.default_weights)[0]
-
-    def preprocess(self, weights: str = "none") -> tuple[int, tuple[float, float, float], tuple[float, ...]]:
-        """``(input_size, mean, std)`` that go with ``weights`` (a source name or ``file:PATH``).
-
-        Read from the library that defines the weights (torchvision ``Weights.transforms()``, timm
-        ``pretrained_cfg``), never retyped. The packaged weights were trained with the same preprocessing
-        as the library's ImageNet weights (checked in tests), and ``none``/``file:`` keep the family's
-        convention, so every source of one backbone shares it today; the argument keeps the contract.
-
-        Example::
-
-            size, mean, std = get_spec("efficientnet_lite0").preprocess("packaged")  # 224, (0.5,)*3, (0.5,)*3
-        """
-        del weights  # same convention for every source, see above
-        if self.custom_preprocess is not None:
-            size, mean, std = self.custom_preprocess
-        elif self.family == "torchvision":
-            size, mean, std = _torchvision_preprocess(self.arch)
-        elif self.family == "timm":
-            size, mean, std = _timm_preprocess(self.arch)
-        else:
-            raise ValueError(f"backbone {self.name}: family {self.family!r} has no preprocessing")
-        return int(size), tuple(float(m) for m in mean), tuple(float(s) for s in std)  # type: ignore[return-value]
-
-
-def _torchvision_preprocess(arch: str) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
-    from torchvision.models import get_model_weights
-
-    tf = get_model_weights(arch).DEFAULT.transforms()
-    return int(tf.crop_size[0]), tuple(tf.mean), tuple(tf.std)
-
-
-def _timm_preprocess(arch: str) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
-    import timm
-
-    cfg = timm.get_pretrained_cfg(arch)
-    if cfg is None:
-        raise ValueError(f"timm has no pretrained config for {arch!r}")
-    return int(cfg.input_size[-1]), tuple(cfg.mean), tuple(cfg.std)
-
-
-_REGISTRY: dict[str, BackboneSpec] = {}
-
-
-def register_backbone(
-    name: str,
-    *,
-    family: str,
-    arch: str | None = None,
-    blocks: BlocksFn,
-    cam: CamFn,
-    default_weights: str = "none",
-    description: str = "",
-    preprocess: tuple[int, tuple[float, ...], tuple[float, ...]] | None = None,
-) -> Callable[[BackboneBuilder], BackboneBuilder]:
-    """Decorator adding a backbone builder to the registry under ``name``.
-
-    Example::
-
-        @register_backbone("tiny", family="custom", blocks=stages_of_tiny, cam=last_conv_of_tiny,
-                           preprocess=(128, (0.5,) * 3, (0.5,) * 3))
-        def tiny() -> nn.Module: ...
-    """
-
-    def decorate(builder: BackboneBuilder) -> BackboneBuilder:
-        if name in _REGISTRY:
-            raise ValueError(f"backbone {name!r} is already registered")
-        _REGISTRY[name] = BackboneSpec(
-            name=name,
-            family=family,
-            arch=arch or name,
-            builder=builder,
-            blocks_fn=blocks,
-            cam_fn=cam,
-            default_weights=default_weights,
-            description=description,
-            custom_preprocess=preprocess,
-        )
-        return builder
-
-    return decorate
-
-
-def _registry() -> dict[str, BackboneSpec]:
-    importlib.import_module("medxfer.models.zoo")  # registers the built-in backbones (idempotent)
-    return _REGISTRY
-
-
 def list_backbones() -> list[str]:
     """Names of all registered backbones, in registration order."""
-    return list(_registry())
+    return list(BACKBONES)
 
 
 def get_spec(name: str) -> BackboneSpec:
     """The registry entry of ``name``; ``ValueError`` listing the valid names if unknown."""
-    registry = _registry()
-    if name not in registry:
-        raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(registry)}")
-    return registry[name]
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
+    return BACKBONES[name]
 
 
 def make_head(num_features: int, out_features: int, head: dict[str, Any] | None = None) -> nn.Sequential:
@@ -273,8 +159,6 @@ def build_model(
     backbone = spec.builder()
     model = Classifier(spec, backbone, embedding_width(backbone), num_classes, head=head, output=output)
     if weights != "none":
-        from medxfer.models.weights import load_weights
-
         load_weights(model, name, weights)
     # NHWC weights make oneDNN's CPU convolutions (and GPU tensor cores) markedly faster: measured here
     # 14 -> 23 img/s for EfficientNet-Lite0 inference and 1.8 -> 3.0 img/s training at 224 px, 1 thread.
@@ -285,3 +169,19 @@ def build_model(
 def count_parameters(module: nn.Module) -> int:
     """Number of parameters of ``module``."""
     return sum(p.numel() for p in module.parameters())
+
+
+def weight_status(name: str) -> dict[str, str]:
+    """Which weight sources work for backbone ``name`` on this machine now, without any download.
+
+    Returns ``{source: "ok" | reason}`` for every registered source (``imagenet``, ``packaged``,
+    ``file:PATH``, ``none``).
+    """
+    spec = get_spec(name)
+    status: dict[str, str] = {}
+    for source in WEIGHT_SOURCES.values():
+        try:
+            status[source.usage] = source.status(spec)
+        except WeightsError as exc:
+            status[source.usage] = str(exc)
+    return status

@@ -21,12 +21,14 @@ from urllib.parse import urlparse
 import torch
 
 from medxfer.models import keymaps
-from medxfer.models.weights import WeightsError, alternatives, read_state_file
+from medxfer.models.weights import WeightsError, alternatives, read_state_file, register_weight_source
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from medxfer.models.backbones import BackboneSpec
+    from torch import nn
+
+    from medxfer.models.registry import BackboneSpec
 
 PROBE_TIMEOUT_S = 3.0
 DOWNLOAD_TIMEOUT_S = 60.0
@@ -165,3 +167,9 @@ def imagenet_status(spec: BackboneSpec) -> str:
     if cached is not None:
         return "ok"
     return f"needs network (not cached: {cache_candidates(spec)[0]})"
+
+
+@register_weight_source("imagenet", status=imagenet_status, rank=10)
+def _imagenet_source(spec: BackboneSpec, backbone: nn.Module, path: Path | None) -> tuple[dict, str]:
+    """The library's own ImageNet weights (cache first, network only when reachable)."""
+    return imagenet_state(spec)

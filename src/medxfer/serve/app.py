@@ -31,7 +31,7 @@ from fastapi import FastAPI, Request
 from medxfer.serve.limits import BodySizeLimit, BodyTooLarge, InferencePool, PoolFull
 
 if TYPE_CHECKING:
-    from medxfer.predict import Predictor
+    from medxfer.inference.predictor import Predictor
 
 STATIC_DIR = Path(__file__).parent / "static"
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
@@ -108,7 +108,7 @@ def create_app(
 
         uvicorn.run(create_app("runs/kermany", token="s3cret"), host="127.0.0.1", port=8000)
     """
-    from medxfer.predict import Predictor
+    from medxfer.inference.predictor import Predictor
 
     predictor = Predictor(run_dir, engine=engine)
     # None -> the environment decides; "" -> explicitly no token.
@@ -231,7 +231,7 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[str, bytes]:
 def _predict_one(predictor: Predictor, name: str, data: bytes, cam: bool, image: bool) -> dict[str, Any]:
     """Decode, predict and (optionally) explain one upload; runs on a worker thread."""
     from medxfer.data.images import ImageError, read_image_bytes
-    from medxfer.predict import PredictorError, overlay_png, png_bytes
+    from medxfer.inference.predictor import PredictorError, overlay_png, png_bytes
 
     try:
         img = read_image_bytes(data, name)

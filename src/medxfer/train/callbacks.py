@@ -14,7 +14,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, EarlyStopping
 
 from medxfer.config import StageConfig
-from medxfer.runs import atomic_write_bytes, atomic_write_text
+from medxfer.io import atomic_write_bytes, atomic_write_text
 from medxfer.train.stages import stage_at_epoch, stage_boundaries
 
 HISTORY_KEYS = ("train_loss", "val_loss", "train_acc", "val_acc", "train_auc", "val_auc", "val_f1")
@@ -56,11 +56,11 @@ class History(Callback):
 
 def plot_curves(rows: list[dict[str, Any]], boundaries: list[tuple[int, str]]) -> bytes:
     """Loss, accuracy and AUC per epoch for train and val, stage boundaries marked; PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
+
+    from medxfer.io import figure_png, pyplot
+
+    plt = pyplot()
 
     epochs = [r["epoch"] for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
@@ -78,10 +78,7 @@ def plot_curves(rows: list[dict[str, Any]], boundaries: list[tuple[int, str]]) -
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig, dpi=90)
 
 
 class LastStageEarlyStopping(EarlyStopping):

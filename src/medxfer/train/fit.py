@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 
 from medxfer.config import TrainConfig
-from medxfer.runs import ModelInfo, atomic_write_text, save_model
+from medxfer.evaluate.monitors import direction
+from medxfer.io import atomic_write_text
+from medxfer.runs import ModelInfo, save_model
 
 
 def _threads(cfg: TrainConfig) -> None:
@@ -130,19 +132,19 @@ def setup(cfg: TrainConfig, table, resume: bool = False, progress: bool = True) 
     """Seed, resolve channels and preprocessing, build the model (+ weights), decode images once."""
     import lightning as L
 
-    from medxfer.data.cache import detect_channels
+    from medxfer.data.resolve import resolve_channels
     from medxfer.models.backbones import build_model
     from medxfer.models.weights import load_weights
     from medxfer.train.data import RunData
     from medxfer.train.module import ClassifierModule
-    from medxfer.train.runner import build_info, class_weights, limit_train
+    from medxfer.train.pieces import build_info, class_weights, limit_train
 
     _threads(cfg)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     train_rows = limit_train(table, cfg.data.limit_per_class, cfg.data.seed)
     if (table.table["split"] == "val").sum() == 0:
         raise ValueError("no validation images: set data.val > 0 or give a splits file with a val split")
-    channels = cfg.data.channels if cfg.data.channels != "auto" else detect_channels(list(train_rows["path"]))
+    channels = resolve_channels(cfg.data.channels, list(train_rows["path"]))
     info = build_info(cfg, table.class_names, channels)
     model = build_model(info.backbone, info.num_classes, weights="none", head=info.head, output=info.output)
     if not resume:  # a resumed run gets its weights from the checkpoint
@@ -172,11 +174,11 @@ def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=
 
     from medxfer.train.callbacks import EpochHook, History, LastStageEarlyStopping
     from medxfer.train.module import StageCallback
-    from medxfer.train.runner import TrainResult
+    from medxfer.train.pieces import TrainResult
 
     s = setup(cfg, table, resume, progress)
     _resolve_auto_lr(cfg, s.data, s.module, run_dir)
-    monitor, mode = cfg.train.monitor, "min" if cfg.train.monitor == "val_loss" else "max"
+    monitor, mode = cfg.train.monitor, direction(cfg.train.monitor)[:3]  # "min" / "max"
     best_ckpt = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best",
@@ -224,7 +226,8 @@ def _finish(  # noqa: ANN202
     """Best checkpoint -> model.safetensors + model.json; train_summary.json; printed paths."""
     import torch
 
-    from medxfer.train.runner import TrainResult
+    from medxfer.models.backbones import count_parameters
+    from medxfer.train.pieces import TrainResult
 
     if best_ckpt.best_model_path:
         state = torch.load(best_ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
@@ -234,7 +237,7 @@ def _finish(  # noqa: ANN202
     info.extra = {"best_epoch": best_epoch.get("epoch") if best_epoch else None, "config_name": cfg.name}
     save_model(run_dir, module.model.cpu(), info)
     image_epochs = sum(1 for r in history if StageMode(cfg)(r["epoch"] - 1)[0] == "images")
-    params = sum(p.numel() for p in module.model.parameters())
+    params = count_parameters(module.model)
     summary = {
         "best_metric": float(best_ckpt.best_model_score) if best_ckpt.best_model_score is not None else None,
         "monitor": cfg.train.monitor,
@@ -279,7 +282,7 @@ def _best_row(history: list[dict], monitor: str) -> dict | None:
     rows = [r for r in history if not math.isnan(r.get(monitor, math.nan))]
     if not rows:
         return None
-    return (min if monitor == "val_loss" else max)(rows, key=lambda r: r[monitor])
+    return (min if direction(monitor) == "minimize" else max)(rows, key=lambda r: r[monitor])
 
 
 def _resolve_auto_lr(cfg: TrainConfig, data, module, run_dir: Path) -> None:  # noqa: ANN001

@@ -7,7 +7,6 @@ The model's weights and the optimizer are restored afterwards: the test changes 
 from __future__ import annotations
 
 import copy
-import io
 import math
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 
 from medxfer.config import StageConfig
-from medxfer.runs import atomic_write_bytes
+from medxfer.io import atomic_write_bytes
 from medxfer.train.stages import apply_trainable
 
 
@@ -83,11 +82,9 @@ def lr_range_test(
 
 def plot_lr_find(result: dict[str, Any]) -> bytes:
     """Loss against learning rate (log axis), the suggestion marked; PNG bytes."""
-    import matplotlib
+    from medxfer.io import figure_png, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(result["lrs"], result["losses"])
     ax.axvline(
@@ -98,7 +95,4 @@ def plot_lr_find(result: dict[str, Any]) -> bytes:
     ax.set_ylabel("smoothed loss")
     ax.legend()
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig, dpi=90)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 
 from medxfer.config import TrainConfig
+from medxfer.train.pieces import classification_loss, logits_to_proba, make_optimizer
 from medxfer.train.stages import (
     apply_trainable,
     group_base_lrs,
@@ -56,18 +56,10 @@ class ClassifierModule(L.LightningModule):
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         weight = self.class_weights if self.class_weights.numel() else None
-        smoothing = self.cfg.train.label_smoothing
-        if self.model.output == "sigmoid":
-            target = y.float() * (1 - smoothing) + 0.5 * smoothing
-            pos_weight = weight[1] / weight[0] if weight is not None else None
-            return F.binary_cross_entropy_with_logits(logits.squeeze(1), target, pos_weight=pos_weight)
-        return F.cross_entropy(logits, y, weight=weight, label_smoothing=smoothing)
+        return classification_loss(logits, y, self.model.output, weight, self.cfg.train.label_smoothing)
 
     def _proba(self, logits: torch.Tensor) -> torch.Tensor:
-        if self.model.output == "sigmoid":
-            p = torch.sigmoid(logits.squeeze(1))
-            return torch.stack([1 - p, p], dim=1)
-        return logits.softmax(dim=1)
+        return logits_to_proba(logits, self.model.output)
 
     def _step(self, batch, split: str) -> torch.Tensor:  # noqa: ANN001
         x, y = batch
@@ -110,12 +102,7 @@ class ClassifierModule(L.LightningModule):
         self._epoch_end("val")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        opts = self.cfg.train
-        groups = param_groups(self.model)
-        if opts.optimizer == "sgd":
-            return torch.optim.SGD(groups, lr=1e-3, momentum=opts.momentum, weight_decay=opts.weight_decay)
-        cls = torch.optim.AdamW if opts.optimizer == "adamw" else torch.optim.Adam
-        return cls(groups, lr=1e-3, weight_decay=opts.weight_decay)
+        return make_optimizer(self.cfg.train, param_groups(self.model))
 
     # A resumed run must draw the same dropout masks as an uninterrupted one.
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -11,27 +11,17 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from medxfer.config import TrainConfig, load_config, save_config
-from medxfer.runs import MODEL_JSON, ModelInfo, atomic_write_text
+from medxfer.io import atomic_write_text
+from medxfer.runs import MODEL_JSON
+from medxfer.train.pieces import TrainResult
 
 
 class RunExistsError(FileExistsError):
     """The output folder already holds a run and neither resume nor overwrite was asked for."""
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    best_metric: float
-    metrics: dict[str, float] = field(default_factory=dict)
-    seconds: float = 0.0
-    images_per_second: float = 0.0
 
 
 def prepare_run_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
@@ -51,93 +41,26 @@ def prepare_run_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
-class LeakError(ValueError):
-    """Duplicate images straddle the splits and leaks were not allowed."""
-
-
 def resolve_data(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool = True):  # noqa: ANN201
-    """Load the datasets, check them (cached by the data), apply ``data.duplicates``, apply or make
-    the patient-grouped split, write ``check.json`` and ``splits.csv`` into ``run_dir``.
+    """The one data path (:mod:`medxfer.data.resolve`) for a run: a resumed run keeps its split; a new
+    one is checked (cached), split under ``data.duplicates``, and gets ``check.json`` + ``splits.csv``.
 
-    Raises :class:`LeakError` when duplicate groups straddle splits and ``data.allow_leaks`` is off.
+    Raises :class:`~medxfer.data.leaks.LeakError` when duplicates straddle splits (unless allowed).
     """
-    from medxfer.data.datasets import load_datasets
+    from medxfer.data.leaks import patient_note
+    from medxfer.data.resolve import checked_split, load_table
     from medxfer.data.splits import apply_splits, save_splits
 
-    if not cfg.data.specs:
-        raise ValueError("config: data.specs is empty; give at least one LAYOUT:PATH dataset")
-    table = load_datasets(cfg.data.specs, task=cfg.data.task, label_map=cfg.data.label_map)
+    table = load_table(cfg.data)
     if resume:  # the run's own split; its check.json was written when it started
         return apply_splits(table, run_dir / "splits.csv")
-    table, report = checked_split(cfg, table, progress)
-    from medxfer.data.leaks import patient_note
-
+    table, report = checked_split(table, cfg.data, input_size=cfg.model.input_size, progress=progress)
     for line in [*report.warnings, patient_note(table)]:
         if line:
             print(f"check: {line}", file=sys.stderr)
     atomic_write_text(run_dir / "check.json", json.dumps(report.to_dict(), indent=2, default=str))
     save_splits(table, run_dir / "splits.csv")
     return table
-
-
-def checked_split(cfg: TrainConfig, table, progress: bool = True):  # noqa: ANN001, ANN201
-    """``check`` + duplicates policy + split of ``table``: returns ``(table, report for that split)``."""
-    from medxfer.data.leaks import apply_duplicates_policy, cached_check, report_for_split, split_leaks
-    from medxfer.data.splits import apply_splits, assign_splits
-
-    report, reused = cached_check(table, progress=progress)
-    if cfg.data.splits:
-        table = apply_splits(table, cfg.data.splits)
-    table, dropped = apply_duplicates_policy(table, report, cfg.data.duplicates)
-    if not cfg.data.splits:
-        table = assign_splits(table, val=cfg.data.val, test=cfg.data.test, seed=cfg.data.seed)
-    report = report_for_split(report, table, cfg.model.input_size)
-    report.settings.update(duplicates=cfg.data.duplicates, dropped=dropped, reused_cached_check=reused)
-    leaks = split_leaks(report)
-    if leaks and not cfg.data.allow_leaks:
-        example = ", ".join(leaks[0]["paths"][:2])
-        raise LeakError(
-            f"{len(leaks)} group(s) of duplicate images straddle the splits (e.g. {example}): "
-            "validation images would leak into training. Use data.duplicates: group or drop-cross-class "
-            "with a split made here (no data.splits), or pass --allow-leaks (data.allow_leaks: true)"
-        )
-    return table, report
-
-
-def limit_train(table, limit: int | None, seed: int, split: str = "train"):  # noqa: ANN001, ANN201
-    """Rows of ``split``, at most ``limit`` per class (a seeded, patient-agnostic sample)."""
-    train = table.table[table.table["split"] == split]
-    if limit:
-        train = train.sample(frac=1.0, random_state=seed).groupby("label").head(limit)
-    return train.sort_values("path")
-
-
-def build_info(cfg: TrainConfig, class_names: list[str], channels: str) -> ModelInfo:
-    """Preprocessing that travels with the weights (size, mean, std) + the task, as ``model.json``."""
-    from medxfer.models.backbones import get_spec
-
-    size, mean, std = get_spec(cfg.model.backbone).preprocess(cfg.model.weights)
-    return ModelInfo(
-        class_names=list(class_names),
-        backbone=cfg.model.backbone,
-        weights=cfg.model.weights,
-        input_size=int(cfg.model.input_size or size),
-        mean=tuple(mean),
-        std=tuple(std),
-        channels=channels,
-        head=dict(cfg.model.head),
-        output=cfg.model.output,
-        mask_boxes=[list(b) for b in cfg.data.mask_boxes],
-    )
-
-
-def class_weights(labels: np.ndarray, n: int):  # noqa: ANN201
-    """Inverse-frequency class weights, mean 1 (absent classes get weight 0)."""
-    import torch
-
-    counts = np.bincount(labels, minlength=n).astype(np.float64)
-    w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n, 0.0)
-    return torch.tensor(w, dtype=torch.float32)
 
 
 def _is_ddp_child() -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from medxfer.config import TrainConfig
-from medxfer.runs import atomic_write_text
+from medxfer.io import atomic_write_text
 
 MLFLOW_JSON = "mlflow.json"
 

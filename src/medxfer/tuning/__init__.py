@@ -1,1 +1,1 @@
-"""Hyperparameter search behind :mod:`medxfer.tune`: space, study storage, objectives, report."""
+"""Hyperparameter search behind :mod:`medxfer.tuning.search`: space, study storage, objectives, report."""

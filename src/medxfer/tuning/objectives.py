@@ -17,17 +17,16 @@ from medxfer.tuning.space import Dimension, apply_params, suggest
 
 if TYPE_CHECKING:
     import optuna
-    import torch
 
     from medxfer.config import TrainConfig
-    from medxfer.features import FeatureSet
-
-MINIMISED = ("val_loss",)
+    from medxfer.features.extract import FeatureSet
 
 
 def direction(monitor: str) -> str:
-    """``minimize`` for losses, else ``maximize``."""
-    return "minimize" if monitor in MINIMISED else "maximize"
+    """``minimize`` for losses, else ``maximize`` (from :mod:`medxfer.evaluate.monitors`)."""
+    from medxfer.evaluate.monitors import direction as monitor_direction
+
+    return monitor_direction(monitor)
 
 
 def _report(trial: optuna.Trial, epoch: int, value: float) -> None:
@@ -40,20 +39,10 @@ def _report(trial: optuna.Trial, epoch: int, value: float) -> None:
 
 
 def val_score(monitor: str, y: np.ndarray, proba: np.ndarray) -> float:
-    """The monitored metric (``val_auc``/``val_acc``/``val_f1``/``val_loss``) of probabilities ``proba``."""
-    from medxfer.evaluate import metrics as M
+    """The monitored metric of probabilities ``proba`` (:func:`medxfer.evaluate.monitors.monitor_score`)."""
+    from medxfer.evaluate.monitors import monitor_score
 
-    if monitor == "val_auc":
-        value = M.roc_auc(y, proba)
-    elif monitor == "val_loss":
-        value = float(M.sample_log_loss(y, proba).mean())
-    elif monitor == "val_acc":
-        value = M.accuracy(y, M.predict(proba))
-    elif monitor == "val_f1":
-        value = M.f1_scores(M.confusion_matrix(y, M.predict(proba), proba.shape[1]))[0]
-    else:
-        raise ValueError(f"unknown monitor {monitor!r}; valid: val_auc, val_loss, val_acc, val_f1")
-    return float(value) if not math.isnan(value) else (math.inf if monitor in MINIMISED else 0.0)
+    return monitor_score(monitor, y, proba)
 
 
 class FastObjective:
@@ -85,64 +74,56 @@ class FastObjective:
         torch.manual_seed(cfg.train.seed + trial.number)
         return self.train_head(cfg, lambda epoch, value: _report(trial, epoch, value))
 
-    def _optimizer(self, cfg: TrainConfig, params: Any, lr: float) -> torch.optim.Optimizer:
-        import torch
-
-        wd = cfg.train.weight_decay
-        if cfg.train.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=lr, momentum=cfg.train.momentum, weight_decay=wd)
-        # fused: one kernel per step instead of several (steps on a tiny head are overhead-bound)
-        if cfg.train.optimizer == "adam":
-            return torch.optim.Adam(params, lr=lr, weight_decay=wd, fused=True)
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd, fused=True)
-
-    def _scheduler(self, cfg: TrainConfig, opt: Any, lr: float, total: int) -> Any:
-        import torch
-
-        if cfg.train.scheduler == "onecycle" and total > 1:
-            pct = min(max(cfg.train.warmup_fraction, 0.01), 0.99)
-            return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=pct)
-        if cfg.train.scheduler == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total))
-        return None
-
     def train_head(self, cfg: TrainConfig, report: Callable[[int, float], None]) -> float:
-        """Train the head of ``cfg`` on the train features; returns the best val metric over epochs."""
+        """Train the head of ``cfg`` on the train features; returns the best val metric over epochs.
+
+        Optimizer, loss (incl. ``model.output: sigmoid``), class weights and the per-step LR schedule
+        are :mod:`medxfer.train.pieces` / :func:`medxfer.train.stages.schedule_factor`, as in a run.
+        """
         import torch
 
         from medxfer.models.backbones import make_head
+        from medxfer.train import pieces
 
-        stage = cfg.stages[0]
+        stage, opts, output = cfg.stages[0], cfg.train, cfg.model.output
         lr = float(stage.lr) if stage.lr != "auto" else 1e-3
-        head = make_head(self.x.shape[1], self.n_classes, cfg.model.head)
+        head = make_head(self.x.shape[1], pieces.head_outputs(self.n_classes, output), cfg.model.head)
         weight = None
-        if cfg.train.imbalance == "class_weights":
-            from medxfer.train.runner import class_weights
-
-            weight = class_weights(self.y.numpy(), self.n_classes)
-        loss_fn = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.train.label_smoothing)
-        bs, n = int(cfg.train.batch_size), len(self.y)
-        steps = math.ceil(n / bs)
-        opt = self._optimizer(cfg, head.parameters(), lr)
-        sched = self._scheduler(cfg, opt, lr, steps * max(1, stage.epochs))
-        gen = torch.Generator().manual_seed(cfg.train.seed)
-        best = None
-        for epoch in range(max(1, stage.epochs)):
+        if opts.imbalance == "class_weights":
+            weight = pieces.class_weights(self.y.numpy(), self.n_classes)
+        epochs = max(1, stage.epochs)
+        total = math.ceil(len(self.y) / int(opts.batch_size)) * epochs
+        opt = pieces.make_optimizer(opts, head.parameters(), lr, fused=opts.optimizer != "sgd")
+        gen = torch.Generator().manual_seed(opts.seed)
+        best, step = None, 0
+        for epoch in range(epochs):
             head.train()
-            for idx in torch.randperm(n, generator=gen).split(bs):
-                opt.zero_grad(set_to_none=True)
-                loss_fn(head(self.x[idx]), self.y[idx]).backward()
-                opt.step()
-                if sched is not None:
-                    sched.step()
+            for idx in torch.randperm(len(self.y), generator=gen).split(int(opts.batch_size)):
+                self._step(head, opt, idx, (lr, step, total), cfg, weight)
+                step += 1
             head.eval()
             with torch.no_grad():
-                proba = torch.softmax(head(self.xv), dim=1).double().numpy()
-            value = val_score(cfg.train.monitor, self.yv, proba)
-            better = best is None or (value < best if cfg.train.monitor in MINIMISED else value > best)
+                proba = pieces.logits_to_proba(head(self.xv), output).double().numpy()
+            value = val_score(opts.monitor, self.yv, proba)
+            better = best is None or (value < best if direction(opts.monitor) == "minimize" else value > best)
             best = value if better else best
             report(epoch, value)
         return float(best)  # type: ignore[arg-type]
+
+    def _step(
+        self, head: Any, opt: Any, idx: Any, when: tuple[float, int, int], cfg: TrainConfig, weight: Any
+    ) -> None:
+        """One optimizer step on the rows ``idx``; ``when`` = (base lr, step, total steps)."""
+        from medxfer.train.pieces import classification_loss
+        from medxfer.train.stages import schedule_factor, set_lrs
+
+        lr, step, total = when
+        opts = cfg.train
+        set_lrs(opt, [lr], schedule_factor(opts.scheduler, step, total, opts.warmup_fraction))
+        opt.zero_grad(set_to_none=True)
+        logits = head(self.x[idx])
+        classification_loss(logits, self.y[idx], cfg.model.output, weight, opts.label_smoothing).backward()
+        opt.step()
 
 
 class FullObjective:

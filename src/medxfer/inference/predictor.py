@@ -76,8 +76,8 @@ class Predictor:
 
     def _load_classical(self) -> None:
         """A ``medxfer classical`` folder: frozen network embedding -> the saved scikit-learn pipeline."""
-        from medxfer.classical import load_classical
-        from medxfer.features import load_encoder, meta_info
+        from medxfer.features.classical import load_classical
+        from medxfer.features.extract import load_encoder, meta_info
 
         if self.engine != "torch":
             raise PredictorError(
@@ -115,6 +115,20 @@ class Predictor:
                 acc += self._run(self._inputs(chunk, shift))
             out[start : start + len(chunk)] = acc / len(views)
         return out
+
+    def predict_paths(self, paths: Sequence[str], batch_size: int = 32, tta: bool = False) -> np.ndarray:
+        """Probabilities ``(N, C)`` for image files, decoded ``batch_size`` at a time.
+
+        An unreadable file raises :class:`medxfer.data.images.ImageError` naming it (``evaluate`` wants
+        every row; ``predict`` uses :func:`predict_files`, which records errors per row instead).
+        """
+        from medxfer.data.images import read_image
+
+        out = [np.zeros((0, self.info.num_classes), dtype=np.float64)]
+        for start in range(0, len(paths), max(1, batch_size)):
+            images = [read_image(p) for p in paths[start : start + batch_size]]
+            out.append(self.predict_arrays(images, batch_size=batch_size, tta=tta))
+        return np.concatenate(out)
 
     def labels(self, probs: np.ndarray) -> list[str]:
         """Predicted class names: threshold on P(class 1) for binary models, arg-max otherwise."""
@@ -167,7 +181,7 @@ class Predictor:
             return np.asarray(self._session.run(None, {name: x.numpy().astype(np.float32)})[0], np.float64)
         with torch.inference_mode():
             if self._classical is not None:
-                from medxfer.classical import full_proba
+                from medxfer.features.classical import full_proba
 
                 pipe, n_classes = self._classical
                 return full_proba(pipe, self.model.embed(x.to(self.device)).float().cpu().numpy(), n_classes)
@@ -355,7 +369,7 @@ def predict_files(
 def _write_cams(
     predictor: Predictor, rows: list[dict[str, Any]], images: list[np.ndarray], cam_dir: Path
 ) -> None:
-    from medxfer.runs import atomic_write_bytes
+    from medxfer.io import atomic_write_bytes
 
     cam_dir.mkdir(parents=True, exist_ok=True)
     for row, img in zip(rows, images, strict=True):

@@ -107,7 +107,7 @@ def write_predictions(
     """``predictions.csv``: path, patient_id, true, pred, ``p_<class>`` per class."""
     import pandas as pd
 
-    from medxfer.runs import atomic_write_text
+    from medxfer.io import atomic_write_text
 
     df = pd.DataFrame(
         {
@@ -156,17 +156,17 @@ def worst_cases(
 ) -> tuple[list[dict[str, Any]], str | None]:
     """The ``n`` highest-loss images: rows for the report and ``worst.png`` (image + Grad-CAM of the
     predicted class, i.e. what drove the wrong call)."""
+    from medxfer.data.images import read_image
     from medxfer.data.transforms import batch_input
     from medxfer.evaluate.explain import grad_cam, overlay
     from medxfer.evaluate.plots import plot_gallery
-    from medxfer.evaluate.predict import read_images
 
     if n <= 0 or len(y) == 0:
         return [], None
     loss = M.sample_log_loss(y, proba)
     idx = np.argsort(-loss, kind="mergesort")[:n]
     paths = [str(table.table["path"].iloc[i]) for i in idx]
-    images = read_images(paths)
+    images = [read_image(p) for p in paths]
     cams = np.concatenate(
         [
             grad_cam(
@@ -266,24 +266,26 @@ def evaluate_run(
         table = apply_splits(load_datasets(["kermany:data"]), "runs/demo/splits.csv")
         result = evaluate_run("runs/demo", table, split="test")
     """
-    from medxfer.evaluate.predict import predict_paths
     from medxfer.evaluate.report import write_reports
-    from medxfer.runs import atomic_write_text, load_model
+    from medxfer.inference.predictor import Predictor
+    from medxfer.io import atomic_write_text
 
     run = Path(run_dir)
-    model, info = load_model(run)
+    predictor = Predictor(run)  # the one inference path: `evaluate --tta` measures what `predict --tta` does
+    info = predictor.info
     sub = select_split(table, split)
     name = name or f"{split or 'all'}{'-tta' if tta else ''}"
     out = run / "eval" / name
     out.mkdir(parents=True, exist_ok=True)
     y = model_labels(sub, list(info.class_names))
-    proba = predict_paths(model, info, sub.table["path"].astype(str).tolist(), batch_size=batch_size, tta=tta)
+    proba = predictor.predict_paths(sub.table["path"].astype(str).tolist(), batch_size=batch_size, tta=tta)
     result = build_result(y, proba, info, sub.table["patient_id"].astype(str).to_numpy(), n_boot, seed)
     result.update({"run": str(run), "name": name, "split": split, "tta": tta})
     pred = M.predict(proba, result["threshold"])
     write_predictions(out / "predictions.csv", sub, y, pred, proba, list(info.class_names))
     atomic_write_text(out / "metrics.json", json.dumps(result, indent=2))
-    rows, gallery = worst_cases(model, info, sub, y, proba, pred, worst, out)
+    n_worst = worst if predictor.has_cam else 0
+    rows, gallery = worst_cases(predictor.model, info, sub, y, proba, pred, n_worst, out)
     config = run / "config.yaml"
     ctx = {
         "title": f"medxfer evaluation: {run.name} / {name}",
@@ -316,16 +318,20 @@ def choose_threshold(
     ``method``: ``youden`` or ``sens:<target>`` (see :func:`medxfer.evaluate.metrics.choose_threshold`).
     model.json is rewritten atomically with ``threshold`` and ``threshold_method``. Returns the threshold.
     """
-    from medxfer.evaluate.predict import predict_paths
-    from medxfer.runs import MODEL_JSON, atomic_write_text, load_model
+    from medxfer.inference.predictor import Predictor
+    from medxfer.io import atomic_write_text
+    from medxfer.runs import MODEL_JSON
 
-    model, info = load_model(run_dir)
+    if not (Path(run_dir) / MODEL_JSON).is_file():
+        raise ValueError(f"{run_dir}: no {MODEL_JSON}; a decision threshold is stored for trained runs only")
+    predictor = Predictor(run_dir)
+    info = predictor.info
     if info.num_classes != 2:
         raise ValueError(
             f"{run_dir}: threshold choice is for binary models; this one has {info.num_classes} classes"
         )
     y = model_labels(table_val, list(info.class_names))
-    proba = predict_paths(model, info, table_val.table["path"].astype(str).tolist(), batch_size, tta)
+    proba = predictor.predict_paths(table_val.table["path"].astype(str).tolist(), batch_size, tta)
     threshold = M.choose_threshold(y, proba, method)
     info.threshold, info.threshold_method = threshold, method
     atomic_write_text(Path(run_dir) / MODEL_JSON, info.to_json())

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from medxfer.config import TrainConfig
-    from medxfer.features import FeatureSet
+    from medxfer.features.extract import FeatureSet
 
 
 @dataclass
@@ -49,26 +49,16 @@ def fast_features(
     cfg: TrainConfig, path: str | Path | None, log: Callable[[str], None] = print
 ) -> FeatureSet:
     """The features fast mode trains on: ``path`` or the config's data embedded by its backbone (cached)."""
-    from medxfer.classical import ensure_splits
-    from medxfer.features import backbone_meta, extract_features, load_features
+    from medxfer.features.classical import ensure_splits
+    from medxfer.features.extract import backbone_meta, extract_features, load_features
 
     if path is not None:
         fs = load_features(path)
     else:
-        from medxfer.data.cache import detect_channels
-        from medxfer.data.datasets import load_datasets
-        from medxfer.data.splits import apply_splits, assign_splits
+        from medxfer.data.resolve import resolve_channels, resolve_table
 
-        if not cfg.data.specs:
-            raise ValueError("config: data.specs is empty; give datasets or --features FILE")
-        table = load_datasets(cfg.data.specs, task=cfg.data.task, label_map=cfg.data.label_map)
-        if cfg.data.splits:
-            table = apply_splits(table, cfg.data.splits)
-        else:
-            table = assign_splits(table, val=cfg.data.val, test=cfg.data.test, seed=cfg.data.seed)
-        channels = cfg.data.channels
-        if channels == "auto":
-            channels = detect_channels(list(table.table["path"]))
+        table = resolve_table(cfg.data)  # the one data path: group_duplicates keeps copies on one side
+        channels = resolve_channels(cfg.data.channels, list(table.table["path"]))
         meta = backbone_meta(
             cfg.model.backbone, cfg.model.weights, cfg.model.input_size, channels, cfg.data.mask_boxes
         )
@@ -120,7 +110,7 @@ def run_tune(opts: TuneOptions, log: Callable[[str], None] = print) -> dict[str,
         f"study {name}: this process ran {counts['complete']} complete, {counts['pruned']} pruned, "
         f"{counts['fail']} failed trials in {seconds:.1f} s"
     )
-    from medxfer.tuning.report import write_outputs
+    from medxfer.tuning.outputs import write_outputs
 
     extra = {
         "mode": "fast" if opts.fast else "full",
@@ -130,9 +120,3 @@ def run_tune(opts: TuneOptions, log: Callable[[str], None] = print) -> dict[str,
         "storage": opts.storage or "default",
     }
     return write_outputs(study, cfg, out, extra, log)
-
-
-# ``medxfer.tune(...)`` is the public API function; this module shares its name (see medxfer._callable).
-from medxfer._callable import make_callable  # noqa: E402
-
-make_callable(__name__, "tune")

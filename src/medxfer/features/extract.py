@@ -74,7 +74,7 @@ class FeatureSet:
 
 def save_features(fs: FeatureSet, path: str | os.PathLike[str]) -> None:
     """Write ``fs`` as one ``.npz`` atomically (no pickle: loads with ``allow_pickle=False``)."""
-    from medxfer.runs import atomic_write_bytes
+    from medxfer.io import atomic_write_bytes
 
     buf = io.BytesIO()
     arrays = {f"col_{k}": np.asarray(v, dtype=str) for k, v in fs.columns.items()}
@@ -145,7 +145,7 @@ class _Store:
                 continue  # a damaged shard only costs a recomputation
 
     def add(self, digests: Sequence[str], feats: np.ndarray) -> None:
-        from medxfer.runs import atomic_write_bytes
+        from medxfer.io import atomic_write_bytes
 
         if not len(digests):
             return
@@ -171,19 +171,11 @@ def backbone_meta(
     mask_boxes: Sequence[Sequence[float]] = (),
 ) -> dict[str, Any]:
     """The feature source of ``backbone`` + ``weights``: preprocessing from the weights' spec."""
-    from medxfer.models.backbones import get_spec
+    from medxfer.runs import ModelInfo
 
-    size, mean, std = get_spec(backbone).preprocess(weights)
-    return {
-        "backbone": backbone,
-        "weights": weights,
-        "weights_digest": _weights_digest(weights),
-        "input_size": int(input_size or size),
-        "mean": [float(m) for m in mean],
-        "std": [float(s) for s in std],
-        "channels": channels,
-        "mask_boxes": [list(map(float, b)) for b in mask_boxes],
-    }
+    boxes = [list(map(float, b)) for b in mask_boxes]
+    info = ModelInfo.for_backbone(backbone, weights, [], input_size, channels=channels, mask_boxes=boxes)
+    return info_meta(info, _weights_digest(weights))
 
 
 def run_meta(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -191,10 +183,16 @@ def run_meta(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     from medxfer.runs import MODEL_WEIGHTS, read_model_info
 
     info = read_model_info(run_dir)
+    info.weights = f"run:{Path(run_dir).resolve()}"
+    return info_meta(info, file_digest(str(Path(run_dir) / MODEL_WEIGHTS)))
+
+
+def info_meta(info: ModelInfo, weights_digest: str) -> dict[str, Any]:
+    """The preprocessing fields of ``info`` as the JSON ``meta`` saved with features (inverse: meta_info)."""
     return {
         "backbone": info.backbone,
-        "weights": f"run:{Path(run_dir).resolve()}",
-        "weights_digest": file_digest(str(Path(run_dir) / MODEL_WEIGHTS)),
+        "weights": info.weights,
+        "weights_digest": weights_digest,
         "input_size": int(info.input_size),
         "mean": [float(m) for m in info.mean],
         "std": [float(s) for s in info.std],
@@ -231,17 +229,6 @@ def meta_info(meta: dict[str, Any], class_names: list[str]) -> ModelInfo:
     )
 
 
-def _normalise_batch(arr: np.ndarray, meta: dict[str, Any]) -> torch.Tensor:
-    """uint8 ``(B, S, S)`` or ``(B, S, S, 3)`` -> normalised float ``(B, 3, S, S)``."""
-    import torch
-
-    t = torch.from_numpy(arr)
-    t = t.unsqueeze(1).expand(-1, 3, -1, -1) if t.ndim == 3 else t.permute(0, 3, 1, 2)
-    mean = torch.tensor(meta["mean"], dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(meta["std"], dtype=torch.float32).view(1, 3, 1, 1)
-    return (t.float().div_(255.0) - mean) / std
-
-
 def embed_paths(
     model: torch.nn.Module,
     paths: Sequence[str],
@@ -253,6 +240,9 @@ def embed_paths(
     import torch
 
     from medxfer.data.cache import load_prepared
+    from medxfer.data.transforms import normalise
+
+    info = meta_info(meta, [])
 
     out: list[np.ndarray] = []
     bar = None
@@ -266,7 +256,7 @@ def embed_paths(
             arr = load_prepared(
                 chunk, meta["input_size"], meta["channels"], meta["mask_boxes"], progress=False
             )
-            emb = model.embed(_normalise_batch(arr, meta))
+            emb = model.embed(torch.stack([normalise(a, info) for a in arr]))
             out.append(emb.float().cpu().numpy().reshape(len(chunk), -1))
             if bar is not None:
                 bar.update(len(chunk))

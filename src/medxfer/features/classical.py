@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from medxfer.features import FeatureSet
+from medxfer.features.extract import FeatureSet
 
 MODEL_FILE = "model.skops"
 INFO_FILE = "classical.json"
@@ -121,23 +121,21 @@ def parse_classifiers(text: str) -> list[str]:
 
 
 def ensure_splits(fs: FeatureSet, val: float = 0.2, seed: int = 0) -> tuple[FeatureSet, str]:
-    """Keep the given train/val/test splits; if there is no val/test, hold out ~``val`` of patients.
+    """Keep the given splits, else hold out ~``val`` with :func:`~medxfer.data.splits.assign_splits`
+    (the one splitter: stratified, grouped by patient). Returns the set and where its split came from."""
+    import pandas as pd
 
-    Returns the (possibly re-split) set and a description of where the split came from.
-    """
-    from sklearn.model_selection import StratifiedGroupKFold
+    from medxfer.data.datasets import ImageTable
+    from medxfer.data.splits import assign_splits
 
     splits = fs.splits
     if np.isin(splits, ["val", "test"]).any() and (splits == "train").any():
         return fs, "given"
-    k = max(2, int(round(1 / val)))
-    cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    _, held = next(cv.split(fs.features, fs.labels, fs.groups))
-    new = np.full(len(fs), "train", dtype=object)
-    new[held] = "val"
-    cols = {**fs.columns, "split": new.astype(str)}
+    frame = pd.DataFrame({**fs.columns, "label": fs.labels, "split": ""})
+    drawn = assign_splits(ImageTable(list(fs.class_names), frame), val=val, test=0.0, seed=seed)
+    cols = {**fs.columns, "split": drawn.table["split"].to_numpy().astype(str)}
     out = FeatureSet(fs.features, fs.labels, fs.class_names, cols, dict(fs.meta))
-    return out, f"auto: 1/{k} of patients held out as val (StratifiedGroupKFold, seed {seed})"
+    return out, f"auto: {val:.0%} of images held out as val, grouped by patient (assign_splits, seed {seed})"
 
 
 def make_pipeline(name: str, pca: int | None, seed: int, n_features: int) -> Any:
@@ -229,18 +227,18 @@ def comparison_rows(results: Sequence[ClassicalResult], split: str) -> list[dict
     return rows
 
 
-def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
-    """A GitHub markdown table of ``rows`` (floats to 4 decimals)."""
+def comparison_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """``comparison.md``: the rows as a markdown table (floats to 4 decimals), or "" for no rows."""
+    from medxfer.io import markdown_table
+
     if not rows:
         return ""
-    keys = list(rows[0])
 
     def fmt(v: Any) -> str:
         return f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
 
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    keys = list(rows[0])
+    return markdown_table(keys, [[fmt(r[k]) for k in keys] for r in rows]) + "\n"
 
 
 def _select_best(results: Sequence[ClassicalResult]) -> ClassicalResult:
@@ -254,12 +252,9 @@ def _select_best(results: Sequence[ClassicalResult]) -> ClassicalResult:
 
 
 def _bar_plot(rows: Sequence[dict[str, Any]], split: str, path: Path) -> None:
-    import matplotlib
+    from medxfer.io import atomic_write_bytes, figure_png, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from medxfer.runs import atomic_write_bytes
+    plt = pyplot()
 
     names = [r["classifier"] for r in rows]
     keys = ["cv_auc", f"{split}_auc", f"{split}_balanced_acc", f"{split}_macro_f1"]
@@ -274,10 +269,7 @@ def _bar_plot(rows: Sequence[dict[str, Any]], split: str, path: Path) -> None:
     ax.legend(fontsize=7, loc="lower right")
     ax.set_title(f"classical classifiers on frozen features ({split})")
     fig.tight_layout()
-    buf = __import__("io").BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, figure_png(fig, dpi=110))
 
 
 def run_classical(
@@ -296,7 +288,7 @@ def run_classical(
     """
     import pandas as pd
 
-    from medxfer.runs import atomic_write_text
+    from medxfer.io import atomic_write_text
 
     out = Path(out_dir)
     fs, split_note = ensure_splits(fs, seed=seed)
@@ -309,7 +301,7 @@ def run_classical(
     split = "val" if any("val" in r.metrics for r in results) else "test"
     rows = comparison_rows(results, split)
     atomic_write_text(out / "comparison.csv", pd.DataFrame(rows).to_csv(index=False))
-    atomic_write_text(out / "comparison.md", markdown_table(rows))
+    atomic_write_text(out / "comparison.md", comparison_markdown(rows))
     _bar_plot(rows, split, out / "comparison.png")
     best = _select_best(results)
     save_classical(best, fs, out, split_note, {r.name: r.metrics for r in results})
@@ -322,7 +314,7 @@ def save_classical(
     """Write ``model.skops`` (no pickle) and ``classical.json`` describing it."""
     import skops.io as sio
 
-    from medxfer.runs import atomic_write_bytes, atomic_write_text
+    from medxfer.io import atomic_write_bytes, atomic_write_text
 
     atomic_write_bytes(out / MODEL_FILE, sio.dumps(best.pipeline))
     info = {
@@ -396,7 +388,8 @@ def predict_classical(run_dir: str | os.PathLike[str], features: np.ndarray) -> 
     """Class probabilities ``(N, C)`` (C = len(class_names) in classical.json) for embeddings ``(N, D)``.
 
     Make ``features`` with the same network and preprocessing as ``classical.json['feature_source']``
-    (e.g. :func:`medxfer.features.backbone_meta` + :func:`~medxfer.features.extract_features`).
+    (e.g. :func:`medxfer.features.extract.backbone_meta` +
+    :func:`~medxfer.features.extract.extract_features`).
     """
     pipe, info = load_classical(run_dir)
     x = np.asarray(features, np.float32)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import warnings
 from collections.abc import Callable
@@ -17,13 +16,11 @@ if TYPE_CHECKING:
 
 def _save_plot(make: Callable[[], Any], path: Path) -> str | None:
     """Draw one optuna matplotlib plot into ``path``; returns why it was skipped, or None."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    from medxfer.runs import atomic_write_bytes
+    from medxfer.io import atomic_write_bytes, figure_png, pyplot
+
+    pyplot()  # optuna's plots draw with pyplot: Agg first
 
     try:
         with warnings.catch_warnings():
@@ -34,10 +31,7 @@ def _save_plot(make: Callable[[], Any], path: Path) -> str | None:
     first = np.ravel(ax)[0] if isinstance(ax, np.ndarray) else ax
     fig = first.figure
     fig.set_size_inches(max(fig.get_size_inches()[0], 8), max(fig.get_size_inches()[1], 5))
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, figure_png(fig, dpi=100, tight=True))
     return None
 
 
@@ -76,7 +70,7 @@ def write_outputs(
     from optuna.trial import TrialState
 
     from medxfer.config import save_config
-    from medxfer.runs import atomic_write_text
+    from medxfer.io import atomic_write_text
     from medxfer.tuning.space import apply_params
 
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,109 @@
+"""Small file helpers every layer uses: atomic writes, markdown tables, figures to PNG, the data folder.
+
+This module imports nothing from medxfer, so any layer may use it (see docs/architecture.md).
+
+Example::
+
+    atomic_write_text("runs/x/summary.md", markdown_table(["k", "v"], [["auc", "0.91"]]))
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+SHARED_DATA_ENV = "MEDXFER_SHARED_DATA"
+SHARED_DATA_DEFAULT = "../shared/data"
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs should read like any new file
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub markdown table (``|`` in cells escaped; None shown empty), no trailing newline.
+
+    >>> print(markdown_table(["a", "b"], [[1, None]]))
+    | a | b |
+    |---|---|
+    | 1 |  |
+    """
+
+    def esc(c: Any) -> str:
+        return "" if c is None else str(c).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def figure_png(fig: Any, dpi: float | None = None, tight: bool = False) -> bytes:
+    """PNG bytes of a matplotlib figure; a pyplot-managed figure is closed afterwards (no leak)."""
+    buf = io.BytesIO()
+    kwargs: dict[str, Any] = {"dpi": dpi} if dpi else {}
+    if tight:
+        kwargs["bbox_inches"] = "tight"
+    fig.savefig(buf, format="png", **kwargs)
+    if getattr(fig.canvas, "manager", None) is not None:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (files only: no window, works without a display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def shared_data_dir() -> Path:
+    """``$MEDXFER_SHARED_DATA``, else ``../shared/data`` (relative to the working directory)."""
+    return Path(os.environ.get(SHARED_DATA_ENV) or SHARED_DATA_DEFAULT)
+
+
+_VAR = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+
+
+def expand_vars(text: str) -> str:
+    """``os.path.expandvars`` where ``MEDXFER_SHARED_DATA`` defaults to :func:`shared_data_dir`.
+
+    Unknown variables stay as written; the process environment is never changed.
+    """
+
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1) or m.group(2)
+        if name == SHARED_DATA_ENV:
+            return str(shared_data_dir())
+        return os.environ.get(name, m.group(0))
+
+    return _VAR.sub(sub, text)

@@ -1,0 +1,45 @@
+"""Report modules over 400 lines and functions over 60 lines under src/ (DESIGN.md principle 9).
+
+Usage: ``python tools/sizes.py [ROOT] [--max-module 400] [--max-function 60]``; exits 1 when any is over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from pathlib import Path
+
+
+def oversized(root: Path, max_module: int, max_function: int) -> tuple[list[str], list[str]]:
+    """``(modules, functions)`` over the limits, as ``"path: N lines"`` / ``"path:line name: N lines"``."""
+    modules, functions = [], []
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        n = len(text.splitlines())
+        if n > max_module:
+            modules.append(f"{path}: {n} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > max_function:
+                    functions.append(f"{path}:{node.lineno} {node.name}: {length} lines")
+    return modules, functions
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("root", nargs="?", default="src")
+    parser.add_argument("--max-module", type=int, default=400)
+    parser.add_argument("--max-function", type=int, default=60)
+    args = parser.parse_args()
+    modules, functions = oversized(Path(args.root), args.max_module, args.max_function)
+    for line in modules + functions:
+        print(line)
+    over = f"{len(modules)} module(s) over {args.max_module} lines"
+    print(f"{over}, {len(functions)} function(s) over {args.max_function}")
+    return 1 if modules or functions else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
