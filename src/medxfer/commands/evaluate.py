@@ -6,22 +6,7 @@ from pathlib import Path
 
 import typer
 
-from medxfer.commands.common import DATA_HELP, echo_err, fail, load_data
-
-
-def _run_task(run: Path) -> str | None:
-    """``data.task`` of ``RUN/config.yaml`` if present."""
-    config = run / "config.yaml"
-    if not config.is_file():
-        return None
-    import yaml
-
-    try:
-        data = yaml.safe_load(config.read_text()) or {}
-    except yaml.YAMLError as exc:
-        fail(f"{config}: not valid YAML ({exc})")
-    section = data.get("data") if isinstance(data, dict) else None
-    return section.get("task") if isinstance(section, dict) else None
+from medxfer.commands.common import DATA_HELP, echo_err, fail
 
 
 def _headline(result: dict) -> str:
@@ -31,70 +16,139 @@ def _headline(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _specs(run: Path, data: list[str] | None, more: list[str] | None) -> list[str]:
+    """``--data A B`` (B arrives as an extra argument), ``--data A --data B``, or the run's own data."""
+    from medxfer.evaluate.sets import run_data
+
+    if more and not data:
+        fail(f"unexpected argument(s) {' '.join(more)}: datasets follow --data (e.g. --data A B)")
+    specs = [*(data or []), *(more or [])]
+    if specs:
+        return specs
+    try:
+        own = run_data(run)[0]
+    except ValueError as exc:
+        fail(str(exc))
+    if not own:
+        fail(f"no --data given and {run / 'config.yaml'} names no data.specs; pass --data LAYOUT:PATH")
+    return own
+
+
+def _report_leaks(sets: list) -> None:
+    for s in sets:
+        if s.leaks:
+            echo_err(
+                f"warning: {len(s.leaks)} image(s) of {', '.join(s.specs)} are training/validation images "
+                "of the run (a leak); left out of the score and listed in leaks.csv:"
+            )
+            for leak in s.leaks[:10]:
+                echo_err(f"  {leak['path']} ({leak['match']} of {leak['seen_path']}, {leak['seen_split']})")
+            if len(s.leaks) > 10:
+                echo_err(f"  ... and {len(s.leaks) - 10} more")
+
+
 def evaluate(
     run: Path = typer.Argument(..., help="Run folder (model.json + model.safetensors)."),
-    data: list[str] = typer.Option(..., "--data", help=DATA_HELP),
+    more: list[str] | None = typer.Argument(None, hidden=True),
+    data: list[str] | None = typer.Option(
+        None,
+        "--data",
+        help=DATA_HELP + " Default: the run's own data. Several: --data A B. A dataset with images in "
+        "RUN/splits.csv is internal (scored on --split); any other is external (its test/ split if it has "
+        "one, else every image; images seen in training are left out).",
+    ),
     task: str | None = typer.Option(
         None, "--task", help="Label task; default: data.task of RUN/config.yaml."
     ),
     splits: Path | None = typer.Option(
         None, "--splits", help="splits.csv; default: RUN/splits.csv if present."
     ),
-    split: str = typer.Option("test", "--split", help="Split to evaluate: train, val, test, or all."),
+    split: str | None = typer.Option(
+        None,
+        "--split",
+        help="Internal split: train, val, test or all (default: test if the run has one, else val).",
+    ),
     tta: bool = typer.Option(
         False, "--tta", help="Average identity, 4 small shifts and a 5% zoom (no flips)."
     ),
-    name: str | None = typer.Option(None, "--name", help="Output folder RUN/eval/NAME (default: the split)."),
+    name: str | None = typer.Option(None, "--name", help="Output folder RUN/eval/NAME (one set only)."),
     worst: int = typer.Option(12, "--worst", min=0, help="Highest-loss images in the Grad-CAM gallery."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per forward pass."),
     n_boot: int = typer.Option(1000, "--n-boot", min=10, help="Bootstrap replicates for the 95% CIs."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    leak_check: bool = typer.Option(
+        True,
+        "--leak-check/--no-leak-check",
+        help="Look for training images (same bytes, near copies) in external data.",
+    ),
     choose_threshold: str | None = typer.Option(
         None,
         "--choose-threshold",
         help="Binary: pick the threshold on the val split (youden | sens:0.95) first.",
     ),
 ) -> None:
-    """Metrics with patient-level bootstrap CIs, plots, worst cases with Grad-CAM and report.html."""
+    """Metrics with patient-level bootstrap CIs, plots, worst cases with Grad-CAM and report.html.
+
+    Internal data gives RUN/eval/<split>/; each external dataset RUN/eval/external-<name>/ and, with
+    the run's val/test evaluations, the generalisation table RUN/eval/generalisation/.
+    """
+    from medxfer.data.datasets import DatasetError
     from medxfer.evaluate import runner
+    from medxfer.evaluate.sets import evaluate_sets, internal_set, plan_sets, run_data
 
     if not (run / "model.json").is_file():
         fail(f"{run}: not a medxfer run folder (no model.json); train one first")
-    splits = (
-        splits if splits is not None else (run / "splits.csv" if (run / "splits.csv").is_file() else None)
-    )
-    if splits is None and split != "all":
-        fail(f"no --splits given and {run / 'splits.csv'} does not exist; pass --splits FILE or --split all")
-    if splits is not None and not splits.is_file():
-        fail(f"{splits}: splits file not found")
-    table = load_data(data, task=task or _run_task(run), splits=splits)
+    if split is not None and split not in ("train", "val", "test", "all"):
+        fail(f"--split {split!r}: valid: train, val, test, all")
+    specs = _specs(run, data, more)
     try:
+        own_specs, own_task, label_map = run_data(run)
+    except ValueError as exc:
+        fail(str(exc))
+    task = task or own_task
+    splits = splits if splits is not None else run / "splits.csv"
+    if not splits.is_file() and splits != run / "splits.csv":
+        fail(f"{splits}: splits file not found")
+    try:
+        sets = plan_sets(specs, splits, split, task, label_map, leak_check=leak_check)
+        for s in sets:
+            echo_err(s.describe())
+        _report_leaks(sets)
         if choose_threshold:
-            t = runner.choose_threshold(
-                run, runner.select_split(table, "val"), choose_threshold, batch_size, tta
-            )
+            own = next((s.specs for s in sets if s.kind == "internal"), own_specs)
+            val = internal_set(own, splits, "val", task, label_map).table
+            t = runner.choose_threshold(run, val, choose_threshold, batch_size, tta)
             echo_err(
                 f"threshold {t:.4f} ({choose_threshold} on the val split) written to {run / 'model.json'}"
             )
-        result = runner.evaluate_run(
+        done = evaluate_sets(
             run,
-            table,
-            split=None if split == "all" else split,
+            sets,
             name=name,
             tta=tta,
+            internal=(own_specs, task, label_map),
+            log=echo_err,
             worst=worst,
             batch_size=batch_size,
             n_boot=n_boot,
             seed=seed,
         )
-    except (ValueError, FileNotFoundError) as exc:
+    except (DatasetError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
-    unit = result["bootstrap"]["unit"]
-    print(
-        f"{result['n_images']} images, {result['n_patients']} patients; {result['rule']}; 95% CI over {unit}s"
-    )
-    print(_headline(result))
-    print(f"report: {result['report']}")
+    for s, result in zip(sets, done["results"], strict=True):
+        unit = result["bootstrap"]["unit"]
+        print(f"== {result['name']}: {s.describe()}")
+        print(
+            f"{result['n_images']} images, {result['n_patients']} patients; {result['rule']}; CI over {unit}s"
+        )
+        print(_headline(result))
+        print(f"report: {result['report']}")
+    if done["generalisation"] is not None:
+        from medxfer.evaluate.generalisation import render_markdown
+
+        gen = done["generalisation"]
+        print(render_markdown(gen, "Generalisation").split("\n", 4)[-1])
+        print(f"generalisation report: {gen['report']}")
 
 
 def explain(

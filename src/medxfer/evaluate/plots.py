@@ -126,15 +126,15 @@ def plot_reliability(y_true: np.ndarray, proba: np.ndarray, path: str | os.PathL
     return _save(fig, path)
 
 
-def plot_gallery(items: Sequence[dict[str, Any]], path: str | os.PathLike[str], columns: int = 2) -> str:
-    """Worst-case gallery (fastai's plot_top_losses): per item the image and its Grad-CAM overlay.
+def gallery_figure(items: Sequence[dict[str, Any]], columns: int = 2) -> Figure:
+    """The figure of :func:`plot_gallery`; constrained layout keeps each caption clear of the images."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    Each item: ``image`` (uint8 gray/RGB), ``overlay`` (RGB uint8 or None), ``title`` (str, e.g. file name,
-    true/pred labels, P(true), P(pred), loss).
-    """
     n = max(len(items), 1)
     rows = (n + columns - 1) // columns
-    fig = _figure(4.2 * columns, 2.6 * rows)
+    fig = Figure(figsize=(4.2 * columns, 2.9 * rows), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
     axes = np.atleast_1d(fig.subplots(rows, 2 * columns, squeeze=False)).reshape(rows, 2 * columns)
     for ax in axes.ravel():
         ax.axis("off")
@@ -148,7 +148,16 @@ def plot_gallery(items: Sequence[dict[str, Any]], path: str | os.PathLike[str], 
             axes[r, 2 * c + 1].set_title(item.get("overlay_title", "Grad-CAM"), fontsize=7)
     if not items:
         axes[0, 0].text(0.0, 0.5, "no images", fontsize=10)
-    return _save(fig, path)
+    return fig
+
+
+def plot_gallery(items: Sequence[dict[str, Any]], path: str | os.PathLike[str], columns: int = 2) -> str:
+    """Worst-case gallery (fastai's plot_top_losses): per item the image and its Grad-CAM overlay.
+
+    Each item: ``image`` (uint8 gray/RGB), ``overlay`` (RGB uint8 or None), ``title`` (str, e.g. file name,
+    true/pred labels, P(true), P(pred), loss).
+    """
+    return _save(gallery_figure(items, columns), path)
 
 
 def plot_metric_bars(
