@@ -178,25 +178,42 @@ def explain(
 
 
 def compare(
-    runs: list[Path] = typer.Argument(..., help="Run folders to compare."),
+    runs: list[Path] = typer.Argument(
+        ..., help="Run folders to compare, or evaluation folders (RUN/eval/NAME) for a generalisation table."
+    ),
     out: Path | None = typer.Option(
-        None, "--out", help="Table file: .md, .csv or .html (+ a .png bar chart)."
+        None, "--out", help="Table file: .md, .csv or .html (+ a .png bar chart for runs)."
     ),
     metric: str = typer.Option("roc_auc", "--metric", help="Metric of the bar chart (a metrics.json key)."),
     eval_name: str = typer.Option(
-        "test", "--eval", help="Evaluation (RUN/eval/NAME) shown in the bar chart."
+        "test", "--eval", help="Evaluation (RUN/eval/NAME) shown in the bar chart; no other is mixed in."
     ),
+    n_boot: int = typer.Option(1000, "--n-boot", min=10, help="Bootstrap replicates (evaluation folders)."),
 ) -> None:
-    """One table, a row per run: backbone, weights, params, size, training cost, metrics with CIs."""
-    from medxfer.evaluate.compare import compare_runs
+    """One table, a row per run: backbone, weights, params, size, training cost, metrics with CIs per split.
 
+    Given evaluation folders instead (e.g. RUN/eval/val RUN/eval/test RUN/eval/external-x): the
+    generalisation table, a row per evaluation and source, with the drop from internal.
+    """
+    from medxfer.evaluate.compare import compare_runs
+    from medxfer.evaluate.generalisation import compare_evals
+
+    evals = [p for p in runs if (p / "metrics.json").is_file()]
+    if evals and len(evals) != len(runs):
+        fail("give run folders or evaluation folders (RUN/eval/NAME), not both")
     try:
-        table = compare_runs(runs, out, metric=metric, eval_name=eval_name)
+        if evals:
+            table = compare_evals(evals, out, n_boot=n_boot)
+        else:
+            table = compare_runs(runs, out, metric=metric, eval_name=eval_name)
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     print(table, end="")
     if out is not None:
-        echo_err(f"wrote {out} and {out.with_suffix('.png')}")
+        echo_err(
+            f"wrote {out}"
+            + ("" if evals else f" and {out.with_suffix('.png')} ({metric} of --eval {eval_name})")
+        )
 
 
 def register(app: typer.Typer) -> None:

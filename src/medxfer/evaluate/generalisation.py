@@ -306,3 +306,27 @@ def write_generalisation(
     atomic_write_text(out / "report.md", render_markdown(result, title))
     atomic_write_text(out / "report.html", render_html(result, title))
     return {**result, "out_dir": str(out), "report": str(out / "report.html")}
+
+
+def compare_evals(
+    eval_dirs: list[str | os.PathLike[str]],
+    out: str | os.PathLike[str] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> str:
+    """``medxfer compare EVAL_DIR...``: the generalisation table as markdown; ``out`` .md/.csv/.html.
+
+    Example: ``compare_evals(["runs/kb/eval/val", "runs/kb/eval/external-x"], "gen.html")``.
+    """
+    from medxfer.runs import atomic_write_text
+
+    result = generalisation(eval_dirs, n_boot=n_boot, seed=seed)
+    title = "medxfer generalisation"
+    if out is not None:
+        out = Path(out)
+        writers = {".md": lambda: render_markdown(result, title), ".csv": lambda: numeric_csv(result)}
+        writers[".html"] = lambda: render_html(result, title)
+        if out.suffix.lower() not in writers:
+            raise ValueError(f"{out}: unknown table format {out.suffix!r}; use .md, .csv or .html")
+        atomic_write_text(out, writers[out.suffix.lower()]())
+    return render_markdown(result, title)
