@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -144,3 +145,31 @@ def test_folder_of_new_colon_frames(shared_data: Path, tmp_path: Path) -> None:
     assert result["n_images"] == 12 and sorted(result["class_names"]) == ["normal-cecum", "polyp"]
     gen = (run / "eval" / "generalisation" / "report.md").read_text()
     assert "external-new_frames" in gen and "| val | internal |" in gen
+
+
+def test_calibrate_on_local_images(kermany_case: dict, tmp_path: Path) -> None:
+    from medxfer.data.images import read_image
+    from medxfer.evaluate.calibration import apply_temperature
+    from medxfer.predict import Predictor
+    from medxfer.runs import load_model, read_model_info
+
+    run = Path(shutil.copytree(kermany_case["run"], tmp_path / "run"))
+    code, out = _evaluate(str(run), "--calibrate-on", f"kermany:{kermany_case['ext']}")
+    assert code == 0, out
+    info = read_model_info(run)
+    cal = info.extra["calibration"]
+    assert info.temperature == cal["temperature"] != 1.0 and "local calibration" in info.threshold_method
+    assert cal["fit_images"] + cal["report_images"] == 16 and "calibration fitted on" in out
+    folder = run / "eval" / "external-other_hospital-calibrated"
+    fitted = set(json.loads((folder / "calibration.json").read_text())["fit_paths"])
+    reported = set(pd.read_csv(folder / "predictions.csv")["path"])
+    assert len(reported) == cal["report_images"] and not fitted & reported  # never the same images
+    # predict (and serve, which uses Predictor) apply the stored temperature and threshold
+    image = read_image(sorted(reported)[0])
+    model, raw_info = load_model(run)
+    from medxfer.data.transforms import batch_input
+
+    raw = model.predict_proba(batch_input([image], raw_info)).detach().double().numpy()
+    p = Predictor(run)
+    np.testing.assert_allclose(p.predict_arrays([image]), apply_temperature(raw, info.temperature), atol=1e-6)
+    assert p.threshold == pytest.approx(cal["threshold"])

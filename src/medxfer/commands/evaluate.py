@@ -47,6 +47,46 @@ def _report_leaks(sets: list) -> None:
                 echo_err(f"  ... and {len(s.leaks) - 10} more")
 
 
+def _calibrate(
+    run: Path,
+    spec: str,
+    task: str | None,
+    label_map: dict | None,
+    leak_check: bool,
+    fit: str,
+    fraction: float,
+    seed: int,
+    batch_size: int,
+    tta: bool,
+    n_boot: int,
+):  # noqa: ANN202
+    """``--calibrate-on``: fit, store in model.json, print before/after; returns the set to report on."""
+    from medxfer.evaluate.calibration import before_after_lines, calibrate_local
+
+    rest, result = calibrate_local(
+        run,
+        spec,
+        task,
+        label_map,
+        leak_check,
+        fit=fit,
+        fraction=fraction,
+        seed=seed,
+        batch_size=batch_size,
+        tta=tta,
+        n_boot=n_boot,
+    )
+    t = "" if result["threshold"] is None else f", threshold {result['threshold']:.4f}"
+    echo_err(
+        f"calibration fitted on {result['fit_images']} images of {spec}: temperature "
+        f"{result['temperature']:.3f}{t}; written to {run / 'model.json'}"
+    )
+    echo_err(f"on the other {result['report_images']} images (never the fitted ones):")
+    for line in before_after_lines(result):
+        echo_err("  " + line)
+    return rest
+
+
 def evaluate(
     run: Path = typer.Argument(..., help="Run folder (model.json + model.safetensors)."),
     more: list[str] | None = typer.Argument(None, hidden=True),
@@ -86,6 +126,18 @@ def evaluate(
         "--choose-threshold",
         help="Binary: pick the threshold on the val split (youden | sens:0.95) first.",
     ),
+    calibrate_on: str | None = typer.Option(
+        None,
+        "--calibrate-on",
+        help="Local labelled data (LAYOUT:PATH): fit temperature and/or threshold on part of it, store "
+        "them in model.json (predict/serve use them) and report on the other part.",
+    ),
+    calibrate_fit: str = typer.Option(
+        "both", "--calibrate-fit", help="both | temperature | threshold (binary)."
+    ),
+    calibrate_fraction: float = typer.Option(
+        0.5, "--calibrate-fraction", help="Share of the local images (whole patients) used to fit."
+    ),
 ) -> None:
     """Metrics with patient-level bootstrap CIs, plots, worst cases with Grad-CAM and report.html.
 
@@ -100,7 +152,7 @@ def evaluate(
         fail(f"{run}: not a medxfer run folder (no model.json); train one first")
     if split is not None and split not in ("train", "val", "test", "all"):
         fail(f"--split {split!r}: valid: train, val, test, all")
-    specs = _specs(run, data, more)
+    specs = [] if calibrate_on and not (data or more) else _specs(run, data, more)
     try:
         own_specs, own_task, label_map = run_data(run)
     except ValueError as exc:
@@ -110,7 +162,24 @@ def evaluate(
     if not splits.is_file() and splits != run / "splits.csv":
         fail(f"{splits}: splits file not found")
     try:
-        sets = plan_sets(specs, splits, split, task, label_map, leak_check=leak_check)
+        sets = plan_sets(specs, splits, split, task, label_map, leak_check=leak_check) if specs else []
+        if calibrate_on:
+            sets.insert(
+                0,
+                _calibrate(
+                    run,
+                    calibrate_on,
+                    task,
+                    label_map,
+                    leak_check,
+                    calibrate_fit,
+                    calibrate_fraction,
+                    seed,
+                    batch_size,
+                    tta,
+                    n_boot,
+                ),
+            )
         for s in sets:
             echo_err(s.describe())
         _report_leaks(sets)

@@ -58,17 +58,19 @@ def read_images(paths: Sequence[str]) -> list[np.ndarray]:
 def predict_paths(
     model: nn.Module, info: ModelInfo, paths: Sequence[str], batch_size: int = 32, tta: bool = False
 ) -> np.ndarray:
-    """Class probabilities ``(N, C)`` for image files, in batches of ``batch_size``.
+    """Class probabilities ``(N, C)`` for image files, in batches of ``batch_size``; a local calibration
+    in ``info.temperature`` (``medxfer evaluate --calibrate-on``) is applied.
 
     Example::
 
         model, info = load_model("runs/demo"); proba = predict_paths(model, info, ["a.png"])
     """
     from medxfer.data.transforms import batch_input
+    from medxfer.evaluate.calibration import apply_temperature
 
     model.eval()
     out = [np.zeros((0, info.num_classes), dtype=np.float32)]
     for start in range(0, len(paths), batch_size):
         images = read_images(paths[start : start + batch_size])
         out.append(predict_batch(model, batch_input(images, info), tta=tta))
-    return np.concatenate(out)
+    return apply_temperature(np.concatenate(out), float(info.temperature))

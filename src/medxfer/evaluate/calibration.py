@@ -1,0 +1,234 @@
+"""Local calibration: adapt a trained model's decision rule to a new site without retraining.
+
+A user with a few dozen labelled local images fits **temperature scaling** (Guo et al. 2017: one
+scalar ``T``; probabilities become ``softmax(log p / T)``, which leaves the ranking and so the AUC
+unchanged and fixes over- or under-confidence) and/or the binary **threshold** (Youden on the
+calibrated probabilities). The local images are split by patient, stratified by class: one part fits,
+the other part — never the same images — reports before and after. The result is stored in
+``model.json`` (``temperature``, ``threshold``, ``threshold_method``, ``extra["calibration"]``) so every
+prediction path (evaluate, predict, serve, the ONNX engine) applies it.
+
+For a sigmoid (one-logit) binary model ``softmax(log p / T)`` equals ``sigmoid(logit / T)``: one rule
+for both heads, computed from probabilities alone.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from medxfer.evaluate import metrics as M
+
+if TYPE_CHECKING:
+    from medxfer.data.datasets import ImageTable
+
+FITS = ("both", "temperature", "threshold")
+T_RANGE = (0.05, 20.0)
+
+
+def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
+    """``softmax(log p / T)`` row-wise; ``T == 1`` returns ``proba`` unchanged.
+
+    >>> apply_temperature(np.array([[0.2, 0.8]]), 2.0).round(3).tolist()
+    [[0.333, 0.667]]
+    """
+    p = np.asarray(proba, dtype=np.float64)
+    if temperature == 1.0:
+        return p
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    z = np.log(np.clip(p, M.LOG_EPS, 1.0)) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(y: np.ndarray, proba: np.ndarray, iters: int = 60) -> float:
+    """The ``T`` in ``T_RANGE`` minimising the mean log loss of ``apply_temperature(proba, T)``.
+
+    Golden-section search on ``log T`` (the loss is unimodal in ``1/T``, hence in ``log T``).
+    """
+    y = np.asarray(y, dtype=int)
+
+    def loss(log_t: float) -> float:
+        return float(M.sample_log_loss(y, apply_temperature(proba, math.exp(log_t))).mean())
+
+    lo, hi = math.log(T_RANGE[0]), math.log(T_RANGE[1])
+    g = (math.sqrt(5) - 1) / 2
+    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    fa, fb = loss(a), loss(b)
+    for _ in range(iters):
+        if fa <= fb:
+            hi, b, fb = b, a, fa
+            a = hi - g * (hi - lo)
+            fa = loss(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + g * (hi - lo)
+            fb = loss(b)
+    return float(math.exp((lo + hi) / 2))
+
+
+def split_local(table: ImageTable, fraction: float = 0.5, seed: int = 0) -> tuple[ImageTable, ImageTable]:
+    """``(fit part, report part)``: ``fraction`` of the images (per class, whole patients) to fit."""
+    from medxfer.data.splits import assign_splits
+
+    if not 0 < fraction < 1:
+        raise ValueError(f"calibration fraction must be in (0, 1), got {fraction}")
+    blank = table.with_table(table.table.assign(split=""))
+    parts = assign_splits(blank, val=1.0 - fraction, test=0.0, seed=seed)
+    return parts.subset("train"), parts.subset("val")
+
+
+def _rule_metrics(
+    y: np.ndarray,
+    proba: np.ndarray,
+    names: list[str],
+    groups: np.ndarray,
+    t: float | None,
+    n_boot: int,
+    seed: int,
+) -> dict[str, Any]:
+    from medxfer.evaluate.bootstrap import bootstrap_ci
+
+    def fn(yy: np.ndarray, pp: np.ndarray) -> dict[str, float | None]:
+        out = M.summary_metrics(M.classification_metrics(yy, pp, names, t))
+        out["brier"] = M.brier_score(yy, pp)
+        return out
+
+    return bootstrap_ci(fn, y, proba, groups=groups, n_boot=n_boot, seed=seed)
+
+
+def calibrate_run(
+    run_dir: str | os.PathLike[str],
+    table: ImageTable,
+    source: str,
+    fit: str = "both",
+    fraction: float = 0.5,
+    seed: int = 0,
+    batch_size: int = 32,
+    tta: bool = False,
+    n_boot: int = 1000,
+) -> dict[str, Any]:
+    """Fit on part of ``table``, store in ``RUN/model.json``, report before/after on the rest.
+
+    ``fit``: ``both`` (binary: temperature then threshold; more classes: temperature), ``temperature``
+    or ``threshold`` (binary only). ``source`` names the local data (e.g. its spec) in model.json.
+    Returns ``{"temperature", "threshold", "fit_images", "report" (the rest as an ImageTable),
+    "before", "after" (CIs on the rest), ...}``.
+    """
+    from medxfer.evaluate.predict import predict_paths
+    from medxfer.evaluate.runner import model_labels
+    from medxfer.runs import MODEL_JSON, atomic_write_text, load_model
+
+    if fit not in FITS:
+        raise ValueError(f"unknown calibration fit {fit!r}; valid: {', '.join(FITS)}")
+    model, info = load_model(run_dir)
+    names, binary = list(info.class_names), info.num_classes == 2
+    if fit == "threshold" and not binary:
+        raise ValueError(
+            f"{run_dir}: a threshold is fitted for binary models; this one has {info.num_classes} classes"
+        )
+    fit_part, rest = split_local(table, fraction, seed)
+    raw = replace(info, temperature=1.0)
+    p_fit = predict_paths(model, raw, fit_part.table["path"].astype(str).tolist(), batch_size, tta)
+    p_rest = predict_paths(model, raw, rest.table["path"].astype(str).tolist(), batch_size, tta)
+    y_fit, y_rest = model_labels(fit_part, names), model_labels(rest, names)
+    temperature = fit_temperature(y_fit, p_fit) if fit in ("both", "temperature") else float(info.temperature)
+    threshold = float(info.threshold) if binary else None
+    if binary and fit in ("both", "threshold"):
+        threshold = M.choose_threshold(y_fit, apply_temperature(p_fit, temperature), "youden")
+    groups = rest.table["patient_id"].astype(str).to_numpy()
+    before = _rule_metrics(
+        y_rest,
+        apply_temperature(p_rest, info.temperature),
+        names,
+        groups,
+        float(info.threshold) if binary else None,
+        n_boot,
+        seed,
+    )
+    after = _rule_metrics(
+        y_rest, apply_temperature(p_rest, temperature), names, groups, threshold, n_boot, seed
+    )
+    record = {
+        "data": source,
+        "fit": fit,
+        "fit_images": len(fit_part),
+        "fit_patients": int(fit_part.table["patient_id"].nunique()),
+        "report_images": len(rest),
+        "temperature": temperature,
+        "threshold": threshold,
+        "before": {"temperature": info.temperature, "threshold": info.threshold if binary else None},
+    }
+    info.temperature = temperature
+    if binary:
+        info.threshold = float(threshold)
+        info.threshold_method = (
+            f"youden on local calibration ({len(fit_part)} images of {source})"
+            if fit != "temperature"
+            else info.threshold_method
+        )
+    info.extra = {**info.extra, "calibration": record}
+    atomic_write_text(Path(run_dir) / MODEL_JSON, info.to_json())
+    return {
+        **record,
+        "report": rest,
+        "fit_paths": fit_part.table["path"].tolist(),
+        "before_ci": before,
+        "after_ci": after,
+    }
+
+
+def calibrate_local(
+    run_dir: str | os.PathLike[str],
+    spec: str,
+    task: str | None = None,
+    label_map: dict[str, str | None] | None = None,
+    leak_check: bool = True,
+    **options: Any,
+) -> tuple[Any, dict[str, Any]]:
+    """``evaluate --calibrate-on SPEC``: calibrate on part of the local data (external rows, leaks
+    excluded as for any external set) and return ``(EvalSet of the other part, calibration result)``.
+
+    The fitted images are written to ``RUN/eval/<set>-calibrated/calibration.json`` with the numbers
+    before and after, so a reader can check that the report never scores them.
+    """
+    import json
+
+    from medxfer.evaluate.sets import EvalSet, plan_sets
+    from medxfer.runs import atomic_write_text
+
+    run = Path(run_dir)
+    local = plan_sets([spec], run / "splits.csv", None, task, label_map, leak_check=leak_check)[0]
+    if local.kind != "external":
+        raise ValueError(
+            f"--calibrate-on {spec}: the run was trained on these images; give local data it never saw"
+        )
+    result = calibrate_run(run, local.table, spec, **options)
+    scope = f"{local.scope}, less the {result['fit_images']} images the calibration was fitted on"
+    rest = EvalSet(
+        f"{local.name}-calibrated", "external", result["report"], [spec], scope=scope, leaks=local.leaks
+    )
+    out = run / "eval" / rest.name
+    out.mkdir(parents=True, exist_ok=True)
+    saved = {k: v for k, v in result.items() if k != "report"}
+    atomic_write_text(out / "calibration.json", json.dumps(saved, indent=2))
+    return rest, result
+
+
+def before_after_lines(result: dict[str, Any]) -> list[str]:
+    """A small text table: each metric on the report part before and after calibration."""
+    from medxfer.evaluate.report import fmt_ci
+
+    lines = [f"{'metric':<12} {'before':<24} after"]
+    for key in ("roc_auc", "accuracy", "sensitivity", "specificity", "ece", "brier"):
+        lines.append(
+            f"{key:<12} {fmt_ci(result['before_ci'].get(key)):<24} {fmt_ci(result['after_ci'].get(key))}"
+        )
+    return lines
