@@ -145,6 +145,14 @@ def test_folder_of_new_colon_frames(shared_data: Path, tmp_path: Path) -> None:
     assert result["n_images"] == 12 and sorted(result["class_names"]) == ["normal-cecum", "polyp"]
     gen = (run / "eval" / "generalisation" / "report.md").read_text()
     assert "external-new_frames" in gen and "| val | internal |" in gen
+    manifest = tmp_path / "site" / "labels.csv"  # the same frames as a csv: manifest
+    manifest.parent.mkdir()
+    rows = [f"{p},{p.parent.name}" for p in sorted(new.rglob("*.jpg")) if p.name != "frame-again.jpg"]
+    manifest.write_text("path,label\n" + "\n".join(rows) + "\n")
+    code, out = _evaluate(str(run), "--data", f"csv:{manifest}")
+    assert code == 0, out
+    assert "external (every image of csv:" in out and "12 images, 0 seen in training" in out
+    assert (run / "eval" / "external-site-labels" / "metrics.json").is_file()
 
 
 def test_calibrate_on_local_images(kermany_case: dict, tmp_path: Path) -> None:

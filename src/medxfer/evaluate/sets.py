@@ -221,6 +221,25 @@ def run_data(run_dir: str | os.PathLike[str]) -> tuple[list[str], str | None, di
     return specs, section.get("task"), section.get("label_map")
 
 
+def _internal_val(
+    run: Path, internal: tuple, suffix: str, tta: bool, log: Any, options: dict[str, Any]
+) -> Path | None:
+    """Evaluate the run's val split for the generalisation table; None (logged) when its data is gone."""
+    from medxfer.data.datasets import DatasetError
+    from medxfer.evaluate.runner import evaluate_run
+
+    try:
+        val = internal_set(internal[0], run / "splits.csv", "val", internal[1], internal[2])
+    except (DatasetError, ValueError, FileNotFoundError) as exc:
+        if log:
+            log(f"no internal val row in the generalisation table: the run's data cannot be loaded ({exc})")
+        return None
+    if log:
+        log(f"{val.describe()}: evaluated for the generalisation table")
+    result = evaluate_run(run, val.table, None, val.name + suffix, tta, about=val.about(), **options)
+    return Path(result["eval_dir"])
+
+
 def evaluate_sets(
     run_dir: str | os.PathLike[str],
     sets: list[EvalSet],
@@ -261,16 +280,8 @@ def evaluate_sets(
         if (folder / "metrics.json").is_file() and (folder / "predictions.csv").is_file():
             dirs.append(folder)
         elif split == "val" and internal and internal[0] and (run / "splits.csv").is_file():
-            val = internal_set(internal[0], run / "splits.csv", "val", internal[1], internal[2])
-            if log:
-                log(f"{val.describe()}: evaluated for the generalisation table")
-            dirs.append(
-                Path(
-                    evaluate_run(run, val.table, None, val.name + suffix, tta, about=val.about(), **options)[
-                        "eval_dir"
-                    ]
-                )
-            )
+            made = _internal_val(run, internal, suffix, tta, log, options)
+            dirs += [made] if made is not None else []
     n_boot, seed = options.get("n_boot", 1000), options.get("seed", 0)
     table = write_generalisation(
         dirs, run / "eval" / f"generalisation{suffix}", f"medxfer generalisation: {run.name}", n_boot, seed
