@@ -1,4 +1,4 @@
-"""The worst-case gallery: no caption overlaps an image (issue 14: captions overlapped)."""
+"""Evaluation plots: no gallery caption overlaps an image (issue 14), one-class curves without warnings."""
 
 from __future__ import annotations
 
@@ -37,3 +37,17 @@ def test_gallery_captions_clear_of_images() -> None:
         if i != j and _overlaps(boxes[i], boxes[j])
     ]
     assert clashes == []
+
+
+def test_one_class_curves_say_undefined_without_warnings(tmp_path) -> None:  # noqa: ANN001
+    """An external set of one class (e.g. only normal films): no legend warning, a note instead."""
+    import warnings
+
+    from medxfer.evaluate.plots import plot_pr, plot_roc
+
+    y, p = np.zeros(5, dtype=int), np.tile([0.7, 0.3], (5, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plot_roc(y, p, ["a", "b"], tmp_path / "roc.png") and plot_pr(
+            y, p, ["a", "b"], tmp_path / "pr.png"
+        )

@@ -42,7 +42,7 @@ def _report_leaks(sets: list) -> None:
                 "of the run (a leak); left out of the score and listed in leaks.csv:"
             )
             for leak in s.leaks[:10]:
-                echo_err(f"  {leak['path']} ({leak['match']} of {leak['seen_path']}, {leak['seen_split']})")
+                echo_err(f"  {leak['path']}: {leak['match']}, {leak['seen_split']} image {leak['seen_path']}")
             if len(s.leaks) > 10:
                 echo_err(f"  ... and {len(s.leaks) - 10} more")
 

@@ -69,6 +69,14 @@ def _curve_classes(num_classes: int) -> list[int]:
     return [1] if num_classes == 2 else list(range(num_classes))
 
 
+def _legend(ax, loc: str) -> None:  # noqa: ANN001
+    """The legend, or a note when no curve is defined (a set with one class only)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc=loc, fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "undefined: the labels hold one class only", ha="center", fontsize=9)
+
+
 def plot_roc(
     y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str], path: str | os.PathLike[str]
 ) -> str:
@@ -84,7 +92,7 @@ def plot_roc(
     ax.plot([0, 1], [0, 1], ls="--", color="gray", lw=0.8)
     ax.set(xlabel="1 - specificity (false positive rate)", ylabel="sensitivity (true positive rate)")
     ax.set_title("ROC")
-    ax.legend(loc="lower right", fontsize=8)
+    _legend(ax, "lower right")
     return _save(fig, path)
 
 
@@ -104,7 +112,7 @@ def plot_pr(
         ax.axhline(float(np.mean(y == k)), ls=":", lw=0.8, color=line[0].get_color())
     ax.set(xlabel="recall (sensitivity)", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
     ax.set_title("Precision-recall (dotted: prevalence)")
-    ax.legend(loc="lower left", fontsize=8)
+    _legend(ax, "lower left")
     return _save(fig, path)
 
 
