@@ -96,6 +96,11 @@ def test_compare_evaluation_folders_gives_generalisation(
     # the same images: no drop
     assert df.loc[1, "roc_auc_drop"] == pytest.approx(0.0, abs=1e-12) and pd.isna(df.loc[0, "roc_auc_drop"])
     assert "HINDSIGHT" in res.output
+    mixed = [str(a / "eval" / "test"), str(b / "eval" / "test2")]
+    meta = json.loads((a / "eval" / "test" / "metrics.json").read_text())
+    (a / "eval" / "test" / "metrics.json").write_text(json.dumps({**meta, "temperature": 0.5}))
+    res = cli.invoke(app, ["compare", *mixed, "--n-boot", "10"])
+    assert res.exit_code == 2 and "different decision rules or calibrations" in res.output
     res = cli.invoke(app, ["compare", str(a), str(b / "eval" / "test2")])
     assert res.exit_code == 2 and "not both" in res.output
     assert json.loads((b / "eval" / "external-x" / "metrics.json").read_text())["split"] == "external"

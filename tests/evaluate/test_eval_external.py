@@ -78,7 +78,11 @@ def test_kermany_layout_copy_is_external_test_split(kermany_case: dict) -> None:
     run, ext = kermany_case["run"], kermany_case["ext"]
     code, out = _evaluate(str(run), "--data", f"kermany:{ext}")
     assert code == 0, out
-    assert "external (the layout's test split of kermany:" in out and "16 images, 0 seen in training" in out
+    assert (
+        "external (kermany:" in out
+        and "the layout's test split): 16 images" in out
+        and "16 images, 0 seen in training" in out
+    )
     saved = json.loads((run / "eval" / "external-other_hospital" / "metrics.json").read_text())
     assert saved["n_images"] == 16 and saved["split"] == "external" and saved["set"]["n_leaks"] == 0
     assert not (run / "eval" / "external-other_hospital" / "leaks.csv").exists()
@@ -120,7 +124,7 @@ def test_mixed_internal_and_external_and_run_default(kermany_case: dict) -> None
     run, root, ext = kermany_case["run"], kermany_case["root"], kermany_case["ext"]
     code, out = _evaluate(str(run), "--data", f"kermany:{root / 'own'}", f"kermany:{ext}")  # --data A B
     assert code == 0, out
-    assert "internal (val split of the run)" in out and "external (the layout's test split" in out
+    assert "internal (val split of the run)" in out and "the layout's test split): 16 images" in out
     code, out = _evaluate(str(run))  # the run's own data: no test split, so val
     assert code == 0, out
     splits = pd.read_csv(run / "splits.csv")
@@ -140,7 +144,11 @@ def test_folder_of_new_colon_frames(shared_data: Path, tmp_path: Path) -> None:
     run = _train([f"folder:{own}"], tmp_path / "run", tmp_path / "cache")
     code, out = _evaluate(str(run), "--data", f"folder:{new}")
     assert code == 0, out
-    assert "external (every image of folder:" in out and "12 images, 1 seen in training" in out
+    assert (
+        "external (folder:" in out
+        and "every image): 12 images" in out
+        and "12 images, 1 seen in training" in out
+    )
     result = json.loads((run / "eval" / "external-new_frames" / "metrics.json").read_text())
     assert result["n_images"] == 12 and sorted(result["class_names"]) == ["normal-cecum", "polyp"]
     gen = (run / "eval" / "generalisation" / "report.md").read_text()
@@ -151,7 +159,11 @@ def test_folder_of_new_colon_frames(shared_data: Path, tmp_path: Path) -> None:
     manifest.write_text("path,label\n" + "\n".join(rows) + "\n")
     code, out = _evaluate(str(run), "--data", f"csv:{manifest}")
     assert code == 0, out
-    assert "external (every image of csv:" in out and "12 images, 0 seen in training" in out
+    assert (
+        "external (csv:" in out
+        and "every image): 12 images" in out
+        and "12 images, 0 seen in training" in out
+    )
     assert (run / "eval" / "external-site-labels" / "metrics.json").is_file()
 
 
@@ -181,3 +193,8 @@ def test_calibrate_on_local_images(kermany_case: dict, tmp_path: Path) -> None:
     p = Predictor(run)
     np.testing.assert_allclose(p.predict_arrays([image]), apply_temperature(raw, info.temperature), atol=1e-6)
     assert p.threshold == pytest.approx(cal["threshold"])
+    # the generalisation table never mixes the model before and after calibration: stale val re-made
+    val = json.loads((run / "eval" / "val" / "metrics.json").read_text())
+    assert val["temperature"] == info.temperature and val["threshold"] == pytest.approx(info.threshold)
+    gen = json.loads((run / "eval" / "generalisation" / "generalisation.json").read_text())
+    assert [r["set"] for r in gen["rows"]] == ["val", "external-other_hospital-calibrated"]

@@ -89,7 +89,7 @@ def _calibrate(
 
 def evaluate(
     run: Path = typer.Argument(..., help="Run folder (model.json + model.safetensors)."),
-    more: list[str] | None = typer.Argument(None, hidden=True),
+    more: list[str] | None = typer.Argument(None, hidden=True, metavar="MORE_DATA"),
     data: list[str] | None = typer.Option(
         None,
         "--data",

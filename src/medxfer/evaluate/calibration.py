@@ -211,7 +211,7 @@ def calibrate_local(
             f"--calibrate-on {spec}: the run was trained on these images; give local data it never saw"
         )
     result = calibrate_run(run, local.table, spec, **options)
-    scope = f"{local.scope}, less the {result['fit_images']} images the calibration was fitted on"
+    scope = f"{local.scope} minus the {result['fit_images']} images the calibration was fitted on"
     rest = EvalSet(
         f"{local.name}-calibrated", "external", result["report"], [spec], scope=scope, leaks=local.leaks
     )

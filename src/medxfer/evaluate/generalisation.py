@@ -47,6 +47,7 @@ class EvalData:
     sources: np.ndarray
     threshold: float | None
     threshold_method: str | None
+    temperature: float = 1.0
 
 
 def load_eval(eval_dir: str | os.PathLike[str]) -> EvalData:
@@ -79,6 +80,7 @@ def load_eval(eval_dir: str | os.PathLike[str]) -> EvalData:
         .to_numpy(),
         threshold=meta.get("threshold"),
         threshold_method=meta.get("threshold_method"),
+        temperature=float(meta.get("temperature", 1.0)),
     )
 
 
@@ -180,6 +182,13 @@ def generalisation(
     for ev in evals[1:]:
         if ev.class_names != names:
             raise ValueError(f"{ev.name}: classes {ev.class_names} differ from {evals[0].name}: {names}")
+    rules = {(e.threshold, e.temperature) for e in evals}
+    if len(rules) > 1:
+        raise ValueError(
+            "these evaluations were made with different decision rules or calibrations "
+            f"(threshold, temperature: {sorted(rules, key=str)}); evaluate them again with the current "
+            "model.json"
+        )
     evals.sort(key=lambda e: (e.kind != "internal", {"val": 0, "test": 1}.get(e.split, 2), e.name))
     ref = reference(evals)
     rows = [row for ev in evals for row in set_rows(ev, n_boot, seed)]

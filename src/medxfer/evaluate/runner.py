@@ -297,7 +297,9 @@ def evaluate_run(
     proba = predict_paths(model, info, sub.table["path"].astype(str).tolist(), batch_size=batch_size, tta=tta)
     result = build_result(y, proba, info, sub.table["patient_id"].astype(str).to_numpy(), n_boot, seed)
     label = split if about is None else about["split"] if about["kind"] == "internal" else "external"
-    result.update({"run": str(run), "name": name, "split": label, "tta": tta})
+    result.update(
+        {"run": str(run), "name": name, "split": label, "tta": tta, "temperature": info.temperature}
+    )
     if about is not None:
         result["set"] = about
     write_leaks(out / "leaks.csv", leaks or [])

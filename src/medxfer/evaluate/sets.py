@@ -48,7 +48,7 @@ class EvalSet:
         seen = f"{len(self.leaks)} seen in training"
         if self.leaks:
             seen += " (excluded from the score)"
-        return f"external ({self.scope} of {', '.join(self.specs)}): {len(self.table)} images, {seen}"
+        return f"external ({', '.join(self.specs)}: {self.scope}): {len(self.table)} images, {seen}"
 
     def about(self) -> dict[str, Any]:
         """The ``set`` entry of ``metrics.json``."""
@@ -177,7 +177,7 @@ def plan_sets(
     Example::
 
         sets = plan_sets(["kermany:new_hospital"], "runs/kb/splits.csv", task="kermany-binary")
-        sets[0].describe()   # 'external (the layout's test split of kermany:new_hospital): 624 images, ...'
+        sets[0].describe()   # "external (kermany:new_hospital: the layout's test split): 624 images, ..."
     """
     listed = read_listed(splits_path)
     listed_paths = set(listed["path"]) if listed is not None else set()
@@ -221,22 +221,36 @@ def run_data(run_dir: str | os.PathLike[str]) -> tuple[list[str], str | None, di
     return specs, section.get("task"), section.get("label_map")
 
 
-def _internal_val(
-    run: Path, internal: tuple, suffix: str, tta: bool, log: Any, options: dict[str, Any]
+def is_current(folder: Path, run: Path) -> bool:
+    """Whether ``folder`` holds an evaluation made with the run's current decision rule and calibration."""
+    import json
+
+    from medxfer.runs import read_model_info
+
+    if not ((folder / "metrics.json").is_file() and (folder / "predictions.csv").is_file()):
+        return False
+    meta = json.loads((folder / "metrics.json").read_text())
+    info = read_model_info(run)
+    threshold = float(info.threshold) if info.num_classes == 2 else None
+    return meta.get("threshold") == threshold and meta.get("temperature", 1.0) == info.temperature
+
+
+def _internal_split(
+    run: Path, internal: tuple, split: str, suffix: str, tta: bool, log: Any, options: dict[str, Any]
 ) -> Path | None:
-    """Evaluate the run's val split for the generalisation table; None (logged) when its data is gone."""
+    """Evaluate the run's ``split`` for the generalisation table; None if it has none or its data is gone."""
     from medxfer.data.datasets import DatasetError
     from medxfer.evaluate.runner import evaluate_run
 
     try:
-        val = internal_set(internal[0], run / "splits.csv", "val", internal[1], internal[2])
+        chosen = internal_set(internal[0], run / "splits.csv", split, internal[1], internal[2])
     except (DatasetError, ValueError, FileNotFoundError) as exc:
-        if log:
+        if log and split == "val":
             log(f"no internal val row in the generalisation table: the run's data cannot be loaded ({exc})")
         return None
     if log:
-        log(f"{val.describe()}: evaluated for the generalisation table")
-    result = evaluate_run(run, val.table, None, val.name + suffix, tta, about=val.about(), **options)
+        log(f"{chosen.describe()}: evaluated for the generalisation table")
+    result = evaluate_run(run, chosen.table, None, chosen.name + suffix, tta, about=chosen.about(), **options)
     return Path(result["eval_dir"])
 
 
@@ -273,14 +287,15 @@ def evaluate_sets(
     if not any(s.kind == "external" for s in sets):
         return {"results": results, "generalisation": None}
     dirs = [Path(r["eval_dir"]) for r in results]
+    have = {r.get("split") for r, s in zip(results, sets, strict=True) if s.kind == "internal"}
     for split in ("val", "test"):
-        folder = run / "eval" / f"{split}{suffix}"
-        if folder in dirs:
+        if split in have:
             continue
-        if (folder / "metrics.json").is_file() and (folder / "predictions.csv").is_file():
+        folder = run / "eval" / f"{split}{suffix}"
+        if is_current(folder, run):
             dirs.append(folder)
-        elif split == "val" and internal and internal[0] and (run / "splits.csv").is_file():
-            made = _internal_val(run, internal, suffix, tta, log, options)
+        elif internal and internal[0] and (run / "splits.csv").is_file():
+            made = _internal_split(run, internal, split, suffix, tta, log, options)
             dirs += [made] if made is not None else []
     n_boot, seed = options.get("n_boot", 1000), options.get("seed", 0)
     table = write_generalisation(
