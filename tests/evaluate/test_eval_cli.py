@@ -111,3 +111,17 @@ def test_compare_cli(tiny_folder: Path, tiny_run: Path, tmp_path: Path) -> None:
     html = tmp_path / "cmp.html"
     assert runner.invoke(app, ["compare", str(tiny_run), "--out", str(html)]).exit_code == 0
     assert "<table>" in html.read_text()
+
+
+def test_evaluate_internal_notes_unlisted_images_and_split_default(tiny_folder: Path, tiny_run: Path) -> None:
+    import shutil
+
+    _splits(tiny_folder, tiny_run)  # every image in val or test
+    shutil.copy(tiny_folder / "normal" / "normal_00.png", tiny_folder / "normal" / "added_later.png")
+    res = runner.invoke(app, ["evaluate", str(tiny_run), "--data", str(tiny_folder), "--n-boot", "10"])
+    assert res.exit_code == 0, res.output
+    assert "internal (test split of the run): 10 images; 1 images of this data are in no split" in res.output
+    res = runner.invoke(
+        app, ["evaluate", str(tiny_run), "--data", str(tiny_folder), "--split", "all", "--n-boot", "10"]
+    )
+    assert res.exit_code == 0 and "internal (all split of the run): 20 images" in res.output

@@ -180,6 +180,8 @@ def evaluate(
                     n_boot,
                 ),
             )
+        if split is not None and not any(s.kind == "internal" for s in sets):
+            echo_err(f"note: --split {split} applies to the run's own data; every dataset here is external")
         for s in sets:
             echo_err(s.describe())
         _report_leaks(sets)

@@ -44,7 +44,8 @@ class EvalSet:
     def describe(self) -> str:
         """One line for the terminal and the report, e.g. ``external: 624 images, 0 seen in training``."""
         if self.kind == "internal":
-            return f"internal ({self.split} split of the run): {len(self.table)} images"
+            note = f"; {self.scope}" if self.scope else ""
+            return f"internal ({self.split} split of the run): {len(self.table)} images{note}"
         seen = f"{len(self.leaks)} seen in training"
         if self.leaks:
             seen += " (excluded from the score)"
@@ -159,7 +160,11 @@ def internal_set(
     if split is None:
         split = "test" if (table.table["split"] == "test").any() else "val"
     sub = select_split(table, None if split == "all" else split)
-    return EvalSet(split, "internal", sub, list(specs), split=split)
+    unlisted = int((table.table["split"] == "").sum())
+    note = f"{unlisted} images of this data are in no split of the run and not scored" if unlisted else ""
+    if split == "all":
+        sub = sub.with_table(sub.table[sub.table["split"] != ""])
+    return EvalSet(split, "internal", sub, list(specs), split=split, scope=note)
 
 
 def plan_sets(
