@@ -87,7 +87,7 @@ def test_kermany_layout_copy_is_external_test_split(kermany_case: dict) -> None:
     assert saved["n_images"] == 16 and saved["split"] == "external" and saved["set"]["n_leaks"] == 0
     assert not (run / "eval" / "external-other_hospital" / "leaks.csv").exists()
     html = (run / "eval" / "external-other_hospital" / "report.html").read_text()
-    assert "16 images, 0 seen in training" in html
+    assert "16 images, 0 seen in training" in html and "href='../generalisation/report.html'" in html
     # the generalisation table: the run's val (evaluated for it) and the external set, with the drop
     gen = json.loads((run / "eval" / "generalisation" / "generalisation.json").read_text())
     assert [r["set"] for r in gen["rows"]] == ["val", "external-other_hospital"]

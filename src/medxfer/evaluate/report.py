@@ -159,6 +159,9 @@ def render_html(ctx: dict[str, Any], folder: str | os.PathLike[str]) -> str:
     ]
     if ctx.get("about"):
         parts.append(f"<p id='about'><b>{html.escape(ctx['about'])}</b></p>")
+    if ctx.get("generalisation"):
+        link = html.escape(ctx["generalisation"])
+        parts.append(f"<p>Against the internal evaluations: <a href='{link}'>generalisation table</a></p>")
     for sid, title, content in _sections(ctx):
         parts.append(f"<section id='{sid}'><h2>{html.escape(title)}</h2>")
         if sid == "figures":
@@ -190,6 +193,9 @@ def render_markdown(ctx: dict[str, Any]) -> str:
     )
     if ctx.get("about"):
         out += ["", f"**{ctx['about']}**"]
+    if ctx.get("generalisation"):
+        md_link = ctx["generalisation"].replace(".html", ".md")
+        out += ["", f"Against the internal evaluations: [generalisation table]({md_link})"]
     for sid, title, content in _sections(ctx):
         out += ["", f"## {title}", ""]
         if sid == "figures":

@@ -314,6 +314,7 @@ def evaluate_run(
         "name": name,
         "split": label or "all",
         "about": (about or {}).get("description", ""),
+        "generalisation": (about or {}).get("generalisation"),
         "leaks": leaks or [],
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),  # noqa: UP017
         "result": result,

@@ -283,9 +283,17 @@ def evaluate_sets(
     suffix = "-tta" if tta else ""
     if name is not None and len(sets) > 1:
         raise ValueError(f"--name names one evaluation; this call has {len(sets)} sets")
+    link = {"generalisation": f"../generalisation{suffix}/report.html"}
     results = [
         evaluate_run(
-            run, s.table, None, name or s.name + suffix, tta, about=s.about(), leaks=s.leaks, **options
+            run,
+            s.table,
+            None,
+            name or s.name + suffix,
+            tta,
+            about={**s.about(), **(link if s.kind == "external" else {})},
+            leaks=s.leaks,
+            **options,
         )
         for s in sets
     ]
