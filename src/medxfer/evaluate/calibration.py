@@ -104,6 +104,32 @@ def _rule_metrics(
     return bootstrap_ci(fn, y, proba, groups=groups, n_boot=n_boot, seed=seed)
 
 
+def fit_rule(
+    y: np.ndarray, proba: np.ndarray, fit: str, temperature: float, threshold: float | None
+) -> tuple[float, float | None]:
+    """``(temperature, threshold)`` fitted on raw probabilities; what ``fit`` leaves keeps its value."""
+    if fit in ("both", "temperature"):
+        temperature = fit_temperature(y, proba)
+    if threshold is not None and fit in ("both", "threshold"):
+        threshold = M.choose_threshold(y, apply_temperature(proba, temperature), "youden")
+    return temperature, threshold
+
+
+def _store(run_dir: str | os.PathLike[str], info: Any, record: dict[str, Any]) -> None:
+    """Write the fitted rule into model.json (atomically)."""
+    from medxfer.runs import MODEL_JSON, atomic_write_text
+
+    info.temperature = record["temperature"]
+    if record["threshold"] is not None:
+        info.threshold = float(record["threshold"])
+        if record["fit"] != "temperature":
+            info.threshold_method = (
+                f"youden on local calibration ({record['fit_images']} images of {record['data']})"
+            )
+    info.extra = {**info.extra, "calibration": record}
+    atomic_write_text(Path(run_dir) / MODEL_JSON, info.to_json())
+
+
 def calibrate_run(
     run_dir: str | os.PathLike[str],
     table: ImageTable,
@@ -120,11 +146,11 @@ def calibrate_run(
     ``fit``: ``both`` (binary: temperature then threshold; more classes: temperature), ``temperature``
     or ``threshold`` (binary only). ``source`` names the local data (e.g. its spec) in model.json.
     Returns ``{"temperature", "threshold", "fit_images", "report" (the rest as an ImageTable),
-    "before", "after" (CIs on the rest), ...}``.
+    "before_ci", "after_ci" (CIs on the rest), "fit_paths", ...}``.
     """
     from medxfer.evaluate.predict import predict_paths
     from medxfer.evaluate.runner import model_labels
-    from medxfer.runs import MODEL_JSON, atomic_write_text, load_model
+    from medxfer.runs import load_model
 
     if fit not in FITS:
         raise ValueError(f"unknown calibration fit {fit!r}; valid: {', '.join(FITS)}")
@@ -136,26 +162,14 @@ def calibrate_run(
         )
     fit_part, rest = split_local(table, fraction, seed)
     raw = replace(info, temperature=1.0)
-    p_fit = predict_paths(model, raw, fit_part.table["path"].astype(str).tolist(), batch_size, tta)
-    p_rest = predict_paths(model, raw, rest.table["path"].astype(str).tolist(), batch_size, tta)
-    y_fit, y_rest = model_labels(fit_part, names), model_labels(rest, names)
-    temperature = fit_temperature(y_fit, p_fit) if fit in ("both", "temperature") else float(info.temperature)
-    threshold = float(info.threshold) if binary else None
-    if binary and fit in ("both", "threshold"):
-        threshold = M.choose_threshold(y_fit, apply_temperature(p_fit, temperature), "youden")
+    p_fit, p_rest = (
+        predict_paths(model, raw, part.table["path"].astype(str).tolist(), batch_size, tta)
+        for part in (fit_part, rest)
+    )
+    y_rest, old_t = model_labels(rest, names), float(info.threshold) if binary else None
+    temperature, threshold = fit_rule(model_labels(fit_part, names), p_fit, fit, info.temperature, old_t)
     groups = rest.table["patient_id"].astype(str).to_numpy()
-    before = _rule_metrics(
-        y_rest,
-        apply_temperature(p_rest, info.temperature),
-        names,
-        groups,
-        float(info.threshold) if binary else None,
-        n_boot,
-        seed,
-    )
-    after = _rule_metrics(
-        y_rest, apply_temperature(p_rest, temperature), names, groups, threshold, n_boot, seed
-    )
+    before_p, after_p = apply_temperature(p_rest, info.temperature), apply_temperature(p_rest, temperature)
     record = {
         "data": source,
         "fit": fit,
@@ -164,24 +178,15 @@ def calibrate_run(
         "report_images": len(rest),
         "temperature": temperature,
         "threshold": threshold,
-        "before": {"temperature": info.temperature, "threshold": info.threshold if binary else None},
+        "before": {"temperature": info.temperature, "threshold": old_t},
     }
-    info.temperature = temperature
-    if binary:
-        info.threshold = float(threshold)
-        info.threshold_method = (
-            f"youden on local calibration ({len(fit_part)} images of {source})"
-            if fit != "temperature"
-            else info.threshold_method
-        )
-    info.extra = {**info.extra, "calibration": record}
-    atomic_write_text(Path(run_dir) / MODEL_JSON, info.to_json())
+    _store(run_dir, info, record)
     return {
         **record,
         "report": rest,
         "fit_paths": fit_part.table["path"].tolist(),
-        "before_ci": before,
-        "after_ci": after,
+        "before_ci": _rule_metrics(y_rest, before_p, names, groups, old_t, n_boot, seed),
+        "after_ci": _rule_metrics(y_rest, after_p, names, groups, threshold, n_boot, seed),
     }
 
 

@@ -258,6 +258,25 @@ def check_warnings(run_dir: Path) -> list[str]:
     return list(dict.fromkeys(found))  # check copies the probe's warnings to the top level: once each
 
 
+def _context(
+    run: Path, name: str, label: str | None, about: dict[str, Any] | None, leaks: list | None
+) -> dict[str, Any]:
+    """The report context that does not depend on the predictions (see medxfer.evaluate.report)."""
+    config = run / "config.yaml"
+    return {
+        "title": f"medxfer evaluation: {run.name} / {name}",
+        "run_dir": str(run),
+        "name": name,
+        "split": label or "all",
+        "about": (about or {}).get("description", ""),
+        "generalisation": (about or {}).get("generalisation"),
+        "leaks": leaks or [],
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),  # noqa: UP017
+        "warnings": check_warnings(run),
+        "config_text": config.read_text() if config.is_file() else "",
+    }
+
+
 def evaluate_run(
     run_dir: str | os.PathLike[str],
     table: ImageTable,
@@ -307,23 +326,13 @@ def evaluate_run(
     write_predictions(out / "predictions.csv", sub, y, pred, proba, list(info.class_names))
     atomic_write_text(out / "metrics.json", json.dumps(result, indent=2))
     rows, gallery = worst_cases(model, info, sub, y, proba, pred, worst, out)
-    config = run / "config.yaml"
     ctx = {
-        "title": f"medxfer evaluation: {run.name} / {name}",
-        "run_dir": str(run),
-        "name": name,
-        "split": label or "all",
-        "about": (about or {}).get("description", ""),
-        "generalisation": (about or {}).get("generalisation"),
-        "leaks": leaks or [],
-        "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),  # noqa: UP017
+        **_context(run, name, label, about, leaks),
         "result": result,
         "figures": make_figures(out, run, y, proba, result),
         "worst": rows,
         "gallery": gallery,
         "counts": data_counts(sub),
-        "warnings": check_warnings(run),
-        "config_text": config.read_text() if config.is_file() else "",
     }
     html_path, _ = write_reports(ctx, out)
     return {**result, "eval_dir": str(out), "report": str(html_path)}
