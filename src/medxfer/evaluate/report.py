@@ -137,7 +137,7 @@ def _sections(ctx: dict[str, Any]) -> list[tuple[str, str, Any]]:
 CSS = (
     "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
     "table{border-collapse:collapse;margin:.5em 0}"
-    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;overflow-wrap:anywhere}"
+    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;overflow-wrap:break-word}"
     ".scroll{max-width:100%;overflow-x:auto}"
     "th{background:#f0f0f0}figure{display:inline-block;margin:.5em;vertical-align:top}"
     "img{max-width:100%}figcaption{font-size:.85em;color:#555}"
