@@ -100,3 +100,19 @@ def test_written_files_and_class_mismatch(tmp_path: Path) -> None:
     pred.assign(true=pred["true"].map({"normal": "a", "pneumonia": "b"})).to_csv(ext / "predictions.csv")
     with pytest.raises(ValueError, match="differ"):
         generalisation([val, ext], n_boot=10)
+
+
+@pytest.mark.parametrize(
+    ("method", "expect_model"),
+    [("youden", True), ("sens:0.95", True), ("youden on local calibration (9)", False)],
+)
+def test_val_chosen_threshold_source(tmp_path: Path, method: str, expect_model: bool) -> None:
+    yv, pv = _case(60, 3, 0.0)
+    folders = []
+    for name, kind, split in (("val", "internal", "val"), ("external-x", "external", "external")):
+        folders.append(_folder(tmp_path, name, kind, split, yv, pv, ["s"] * 60, threshold=0.42))
+        meta = json.loads((folders[-1] / "metrics.json").read_text())
+        (folders[-1] / "metrics.json").write_text(json.dumps({**meta, "threshold_method": method}))
+    rules = [t for t in generalisation(folders, n_boot=10)["thresholds"] if t["set"] == "external-x"]
+    youden = M.choose_threshold(yv, np.stack([1 - pv, pv], 1), "youden")
+    assert rules[1]["threshold"] == pytest.approx(0.42 if expect_model else youden)

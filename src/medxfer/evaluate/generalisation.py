@@ -129,10 +129,12 @@ def reference(evals: list[EvalData]) -> EvalData | None:
 
 
 def val_threshold(evals: list[EvalData]) -> tuple[float | None, str]:
-    """The threshold chosen on internal val: the model's when chosen, else Youden on the val predictions."""
+    """The threshold chosen on internal val: the model's when ``--choose-threshold`` set it, else Youden on
+    the val predictions (a threshold from local calibration is not a val choice)."""
     first = evals[0]
-    if first.threshold_method not in (None, "default"):
-        return first.threshold, f"model.json ({first.threshold_method})"
+    method = first.threshold_method or ""
+    if method == "youden" or method.startswith("sens:"):  # set by `evaluate --choose-threshold` on val
+        return first.threshold, f"model.json: {method} on internal val"
     val = next((e for e in evals if e.kind == "internal" and e.split == "val"), None)
     if val is None or len(set(val.y.tolist())) < 2:
         return None, "no internal val evaluation"
