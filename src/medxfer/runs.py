@@ -40,6 +40,7 @@ class ModelInfo:
     output: str = "softmax"  # "softmax" (one logit per class) or "sigmoid" (binary: one logit)
     threshold: float = 0.5  # binary decision threshold on P(positive class = class_names[1])
     threshold_method: str = "default"
+    temperature: float = 1.0  # local calibration: probabilities are softmax(log p / temperature)
     mask_boxes: list[list[float]] = field(default_factory=list)  # [x0, y0, x1, y1] relative, blacked out
     resize: str = "squash"  # how an image becomes input_size x input_size
     metrics: dict[str, Any] = field(default_factory=dict)  # validation metrics shown by serve/compare

@@ -50,8 +50,10 @@ def test_evaluate_cli_default_splits_and_threshold(tiny_folder: Path, tiny_run: 
 
 
 def test_evaluate_cli_errors(tiny_folder: Path, tiny_run: Path, tmp_path: Path) -> None:
-    res = runner.invoke(app, ["evaluate", str(tiny_run), "--data", str(tiny_folder)])
-    assert res.exit_code == 2 and "splits.csv" in res.output
+    res = runner.invoke(app, ["evaluate", str(tiny_run), "--data", str(tiny_folder), "--n-boot", "10"])
+    assert (
+        res.exit_code == 0 and "every image): 20 images, 0 seen in training" in res.output
+    )  # no splits.csv: nothing internal
     res = runner.invoke(app, ["evaluate", str(tmp_path), "--data", str(tiny_folder)])
     assert res.exit_code == 2 and "not a medxfer run folder" in res.output
     _splits(tiny_folder, tiny_run)
@@ -101,7 +103,7 @@ def test_compare_cli(tiny_folder: Path, tiny_run: Path, tmp_path: Path) -> None:
     assert df.loc[1, "params (M)"] == pytest.approx(1.23) and df.loc[1, "images/s"] == pytest.approx(45.6)
     assert df.loc[0, "params (M)"] > 0  # counted from model.safetensors without train_summary.json
     assert {"val AUC", "test AUC", "test acc"} <= set(df.columns)
-    assert pd.isna(df.loc[0, "val AUC"]) and "(" in df.loc[1, "val AUC"]
+    assert pd.isna(df.loc[0, "val AUC"]) and df.loc[1, "val AUC low"] <= df.loc[1, "val AUC"] <= 1
     assert (tmp_path / "cmp.png").stat().st_size > 1000
     assert "| run | backbone |" in res.output
     res = runner.invoke(app, ["compare", str(tiny_run), "--out", str(tmp_path / "cmp.xlsx")])
@@ -109,3 +111,17 @@ def test_compare_cli(tiny_folder: Path, tiny_run: Path, tmp_path: Path) -> None:
     html = tmp_path / "cmp.html"
     assert runner.invoke(app, ["compare", str(tiny_run), "--out", str(html)]).exit_code == 0
     assert "<table>" in html.read_text()
+
+
+def test_evaluate_internal_notes_unlisted_images_and_split_default(tiny_folder: Path, tiny_run: Path) -> None:
+    import shutil
+
+    _splits(tiny_folder, tiny_run)  # every image in val or test
+    shutil.copy(tiny_folder / "normal" / "normal_00.png", tiny_folder / "normal" / "added_later.png")
+    res = runner.invoke(app, ["evaluate", str(tiny_run), "--data", str(tiny_folder), "--n-boot", "10"])
+    assert res.exit_code == 0, res.output
+    assert "internal (test split of the run): 10 images; 1 images of this data are in no split" in res.output
+    res = runner.invoke(
+        app, ["evaluate", str(tiny_run), "--data", str(tiny_folder), "--split", "all", "--n-boot", "10"]
+    )
+    assert res.exit_code == 0 and "internal (all split of the run): 20 images" in res.output

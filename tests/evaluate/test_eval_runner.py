@@ -56,7 +56,7 @@ def test_evaluate_run_writes_everything(tiny_folder: Path, tiny_run: Path) -> No
     assert saved["threshold"] == 0.5 and "at_0.5" in saved
     assert saved["bootstrap"]["n_boot"] == 50
     preds = pd.read_csv(out / "predictions.csv")
-    assert list(preds.columns) == ["path", "patient_id", "true", "pred", "p_normal", "p_pneumonia"]
+    assert list(preds.columns) == ["path", "patient_id", "source", "true", "pred", "p_normal", "p_pneumonia"]
     assert len(preds) == 10 and np.allclose(preds[["p_normal", "p_pneumonia"]].sum(axis=1), 1, atol=1e-5)
     y = (preds["true"] == "pneumonia").to_numpy().astype(int)
     p = preds[["p_normal", "p_pneumonia"]].to_numpy()

@@ -77,3 +77,22 @@ def test_failed_self_check_leaves_no_file(tiny_run: Path, tmp_path: Path) -> Non
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ExportError, match="choose one of"):
         export_run(tiny_run, "tflite", out=out)
+
+
+def test_local_calibration_applies_to_both_engines(
+    onnx_run: Path, kermany_paths: list[Path], tmp_path: Path
+) -> None:
+    """A temperature stored by `evaluate --calibrate-on` changes torch and ONNX predictions alike."""
+    import json
+
+    from medxfer.inference.calibration import apply_temperature
+
+    run = Path(shutil.copytree(onnx_run, tmp_path / "calibrated"))
+    images = [read_image(p) for p in kermany_paths]
+    raw = Predictor(run, engine="onnx").predict_arrays(images, batch_size=4)
+    info = json.loads((run / "model.json").read_text())
+    (run / "model.json").write_text(json.dumps({**info, "temperature": 0.25}))
+    for engine in ("torch", "onnx"):
+        probs = Predictor(run, engine=engine).predict_arrays(images, batch_size=4)
+        np.testing.assert_allclose(probs, apply_temperature(raw, 0.25), atol=1e-4, rtol=0)
+    assert not np.allclose(apply_temperature(raw, 0.25), raw, atol=1e-3)

@@ -6,22 +6,7 @@ from pathlib import Path
 
 import typer
 
-from medxfer.commands.common import DATA_HELP, echo_err, fail, load_data
-
-
-def _run_task(run: Path) -> str | None:
-    """``data.task`` of ``RUN/config.yaml`` if present."""
-    config = run / "config.yaml"
-    if not config.is_file():
-        return None
-    import yaml
-
-    try:
-        data = yaml.safe_load(config.read_text()) or {}
-    except yaml.YAMLError as exc:
-        fail(f"{config}: not valid YAML ({exc})")
-    section = data.get("data") if isinstance(data, dict) else None
-    return section.get("task") if isinstance(section, dict) else None
+from medxfer.commands.common import DATA_HELP, echo_err, fail
 
 
 def _headline(result: dict) -> str:
@@ -31,74 +16,210 @@ def _headline(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _splits_file(run: Path, splits: Path | None, split: str) -> Path | None:
-    """``--splits``, else RUN/splits.csv when present; fails when a split is asked for and none exists."""
-    if splits is None and (run / "splits.csv").is_file():
-        splits = run / "splits.csv"
-    if splits is None and split != "all":
-        fail(f"no --splits given and {run / 'splits.csv'} does not exist; pass --splits FILE or --split all")
-    if splits is not None and not splits.is_file():
-        fail(f"{splits}: splits file not found")
-    return splits
+def _specs(run: Path, data: list[str] | None, more: list[str] | None) -> list[str]:
+    """``--data A B`` (B arrives as an extra argument), ``--data A --data B``, or the run's own data."""
+    from medxfer.inference.sets import run_data
+
+    if more and not data:
+        fail(f"unexpected argument(s) {' '.join(more)}: datasets follow --data (e.g. --data A B)")
+    specs = [*(data or []), *(more or [])]
+    if specs:
+        return specs
+    try:
+        own = run_data(run)[0]
+    except ValueError as exc:
+        fail(str(exc))
+    if not own:
+        fail(f"no --data given and {run / 'config.yaml'} names no data.specs; pass --data LAYOUT:PATH")
+    return own
+
+
+def _report_leaks(sets: list) -> None:
+    for s in sets:
+        if s.leaks:
+            echo_err(
+                f"warning: {len(s.leaks)} image(s) of {', '.join(s.specs)} are training/validation images "
+                "of the run (a leak); left out of the score and listed in leaks.csv:"
+            )
+            for leak in s.leaks[:10]:
+                echo_err(f"  {leak['path']}: {leak['match']}, {leak['seen_split']} image {leak['seen_path']}")
+            if len(s.leaks) > 10:
+                echo_err(f"  ... and {len(s.leaks) - 10} more")
+
+
+def _calibrate(
+    run: Path,
+    spec: str,
+    task: str | None,
+    label_map: dict | None,
+    leak_check: bool,
+    fit: str,
+    fraction: float,
+    seed: int,
+    batch_size: int,
+    tta: bool,
+    n_boot: int,
+):  # noqa: ANN202
+    """``--calibrate-on``: fit, store in model.json, print before/after; returns the set to report on."""
+    from medxfer.inference.calibration import before_after_lines, calibrate_local
+
+    rest, result = calibrate_local(
+        run,
+        spec,
+        task,
+        label_map,
+        leak_check,
+        fit=fit,
+        fraction=fraction,
+        seed=seed,
+        batch_size=batch_size,
+        tta=tta,
+        n_boot=n_boot,
+    )
+    t = "" if result["threshold"] is None else f", threshold {result['threshold']:.4f}"
+    echo_err(
+        f"calibration fitted on {result['fit_images']} images of {spec}: temperature "
+        f"{result['temperature']:.3f}{t}; written to {run / 'model.json'}"
+    )
+    echo_err(f"on the other {result['report_images']} images (never the fitted ones):")
+    for line in before_after_lines(result):
+        echo_err("  " + line)
+    return rest
 
 
 def evaluate(
     run: Path = typer.Argument(..., help="Run folder (model.json + model.safetensors)."),
-    data: list[str] = typer.Option(..., "--data", help=DATA_HELP),
+    more: list[str] | None = typer.Argument(None, hidden=True, metavar="MORE_DATA"),
+    data: list[str] | None = typer.Option(
+        None,
+        "--data",
+        help=DATA_HELP + " Default: the run's own data. Several: --data A B. A dataset with images in "
+        "RUN/splits.csv is internal (scored on --split); any other is external (its test/ split if it has "
+        "one, else every image; images seen in training are left out).",
+    ),
     task: str | None = typer.Option(
         None, "--task", help="Label task; default: data.task of RUN/config.yaml."
     ),
     splits: Path | None = typer.Option(
         None, "--splits", help="splits.csv; default: RUN/splits.csv if present."
     ),
-    split: str = typer.Option("test", "--split", help="Split to evaluate: train, val, test, or all."),
+    split: str | None = typer.Option(
+        None,
+        "--split",
+        help="Internal split: train, val, test or all (default: test if the run has one, else val).",
+    ),
     tta: bool = typer.Option(
         False, "--tta", help="Average identity and 4 small shifts: the TTA of `predict --tta` (no flips)."
     ),
-    name: str | None = typer.Option(None, "--name", help="Output folder RUN/eval/NAME (default: the split)."),
+    name: str | None = typer.Option(None, "--name", help="Output folder RUN/eval/NAME (one set only)."),
     worst: int = typer.Option(12, "--worst", min=0, help="Highest-loss images in the Grad-CAM gallery."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per forward pass."),
     n_boot: int = typer.Option(1000, "--n-boot", min=10, help="Bootstrap replicates for the 95% CIs."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    leak_check: bool = typer.Option(
+        True,
+        "--leak-check/--no-leak-check",
+        help="Look for training images (same bytes, near copies) in external data.",
+    ),
     choose_threshold: str | None = typer.Option(
         None,
         "--choose-threshold",
         help="Binary: pick the threshold on the val split (youden | sens:0.95) first.",
     ),
+    calibrate_on: str | None = typer.Option(
+        None,
+        "--calibrate-on",
+        help="Local labelled data (LAYOUT:PATH): fit temperature and/or threshold on part of it, store "
+        "them in model.json (predict/serve use them) and report on the other part.",
+    ),
+    calibrate_fit: str = typer.Option(
+        "both", "--calibrate-fit", help="both | temperature | threshold (binary)."
+    ),
+    calibrate_fraction: float = typer.Option(
+        0.5, "--calibrate-fraction", help="Share of the local images (whole patients) used to fit."
+    ),
 ) -> None:
-    """Metrics with patient-level bootstrap CIs, plots, worst cases with Grad-CAM and report.html."""
+    """Metrics with patient-level bootstrap CIs, plots, worst cases with Grad-CAM and report.html.
+
+    Internal data gives RUN/eval/<split>/; each external dataset RUN/eval/external-<name>/ and, with
+    the run's val/test evaluations, the generalisation table RUN/eval/generalisation/.
+    """
+    from medxfer.data.datasets import DatasetError
     from medxfer.inference import evaluation as runner
+    from medxfer.inference.sets import evaluate_sets, internal_set, plan_sets, run_data
 
     if not (run / "model.json").is_file():
         fail(f"{run}: not a medxfer run folder (no model.json); train one first")
-    table = load_data(data, task=task or _run_task(run), splits=_splits_file(run, splits, split))
+    if split is not None and split not in ("train", "val", "test", "all"):
+        fail(f"--split {split!r}: valid: train, val, test, all")
+    specs = [] if calibrate_on and not (data or more) else _specs(run, data, more)
     try:
-        if choose_threshold:
-            t = runner.choose_threshold(
-                run, runner.select_split(table, "val"), choose_threshold, batch_size, tta
+        own_specs, own_task, label_map = run_data(run)
+    except ValueError as exc:
+        fail(str(exc))
+    task = task or own_task
+    splits = splits if splits is not None else run / "splits.csv"
+    if not splits.is_file() and splits != run / "splits.csv":
+        fail(f"{splits}: splits file not found")
+    try:
+        sets = plan_sets(specs, splits, split, task, label_map, leak_check=leak_check) if specs else []
+        if calibrate_on:
+            sets.insert(
+                0,
+                _calibrate(
+                    run,
+                    calibrate_on,
+                    task,
+                    label_map,
+                    leak_check,
+                    calibrate_fit,
+                    calibrate_fraction,
+                    seed,
+                    batch_size,
+                    tta,
+                    n_boot,
+                ),
             )
+        if split is not None and not any(s.kind == "internal" for s in sets):
+            echo_err(f"note: --split {split} applies to the run's own data; every dataset here is external")
+        for s in sets:
+            echo_err(s.describe())
+        _report_leaks(sets)
+        if choose_threshold:
+            own = next((s.specs for s in sets if s.kind == "internal"), own_specs)
+            val = internal_set(own, splits, "val", task, label_map).table
+            t = runner.choose_threshold(run, val, choose_threshold, batch_size, tta)
             echo_err(
                 f"threshold {t:.4f} ({choose_threshold} on the val split) written to {run / 'model.json'}"
             )
-        result = runner.evaluate_run(
+        done = evaluate_sets(
             run,
-            table,
-            split=None if split == "all" else split,
+            sets,
             name=name,
             tta=tta,
+            internal=(own_specs, task, label_map),
+            log=echo_err,
             worst=worst,
             batch_size=batch_size,
             n_boot=n_boot,
             seed=seed,
         )
-    except (ValueError, FileNotFoundError) as exc:
+    except (DatasetError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
-    unit = result["bootstrap"]["unit"]
-    print(
-        f"{result['n_images']} images, {result['n_patients']} patients; {result['rule']}; 95% CI over {unit}s"
-    )
-    print(_headline(result))
-    print(f"report: {result['report']}")
+    for s, result in zip(sets, done["results"], strict=True):
+        unit = result["bootstrap"]["unit"]
+        print(f"== {result['name']}: {s.describe()}")
+        print(
+            f"{result['n_images']} images, {result['n_patients']} patients; {result['rule']}; CI over {unit}s"
+        )
+        print(_headline(result))
+        print(f"report: {result['report']}")
+    if done["generalisation"] is not None:
+        from medxfer.evaluate.generalisation import render_markdown
+
+        gen = done["generalisation"]
+        print(render_markdown(gen, "Generalisation").split("\n", 4)[-1])
+        print(f"generalisation report: {gen['report']}")
 
 
 def explain(
@@ -116,7 +237,7 @@ def explain(
 
     if not (run / "model.json").is_file():
         fail(f"{run}: not a medxfer run folder (no model.json)")
-    from medxfer.predict import collect_inputs
+    from medxfer.inference.predictor import collect_inputs
 
     try:
         files = collect_inputs([str(p) for p in images])
@@ -131,25 +252,42 @@ def explain(
 
 
 def compare(
-    runs: list[Path] = typer.Argument(..., help="Run folders to compare."),
+    runs: list[Path] = typer.Argument(
+        ..., help="Run folders to compare, or evaluation folders (RUN/eval/NAME) for a generalisation table."
+    ),
     out: Path | None = typer.Option(
-        None, "--out", help="Table file: .md, .csv or .html (+ a .png bar chart)."
+        None, "--out", help="Table file: .md, .csv or .html (+ a .png bar chart for runs)."
     ),
     metric: str = typer.Option("roc_auc", "--metric", help="Metric of the bar chart (a metrics.json key)."),
     eval_name: str = typer.Option(
-        "test", "--eval", help="Evaluation (RUN/eval/NAME) shown in the bar chart."
+        "test", "--eval", help="Evaluation (RUN/eval/NAME) shown in the bar chart; no other is mixed in."
     ),
+    n_boot: int = typer.Option(1000, "--n-boot", min=10, help="Bootstrap replicates (evaluation folders)."),
 ) -> None:
-    """One table, a row per run: backbone, weights, params, size, training cost, metrics with CIs."""
-    from medxfer.evaluate.compare import compare_runs
+    """One table, a row per run: backbone, weights, params, size, training cost, metrics with CIs per split.
 
+    Given evaluation folders instead (e.g. RUN/eval/val RUN/eval/test RUN/eval/external-x): the
+    generalisation table, a row per evaluation and source, with the drop from internal.
+    """
+    from medxfer.evaluate.compare import compare_runs
+    from medxfer.evaluate.generalisation import compare_evals
+
+    evals = [p for p in runs if (p / "metrics.json").is_file()]
+    if evals and len(evals) != len(runs):
+        fail("give run folders or evaluation folders (RUN/eval/NAME), not both")
     try:
-        table = compare_runs(runs, out, metric=metric, eval_name=eval_name)
+        if evals:
+            table = compare_evals(evals, out, n_boot=n_boot)
+        else:
+            table = compare_runs(runs, out, metric=metric, eval_name=eval_name)
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     print(table, end="")
     if out is not None:
-        echo_err(f"wrote {out} and {out.with_suffix('.png')}")
+        echo_err(
+            f"wrote {out}"
+            + ("" if evals else f" and {out.with_suffix('.png')} ({metric} of --eval {eval_name})")
+        )
 
 
 def register(app: typer.Typer) -> None:

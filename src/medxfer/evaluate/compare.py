@@ -2,7 +2,11 @@
 
 One row per run: backbone, weights, parameters, image size, training time and images/s
 (``RUN/train_summary.json``: ``seconds``, ``images_per_second``, ``params``), and for every evaluation in
-``RUN/eval/<name>/metrics.json`` the main metrics as ``value (low-high)`` with their 95% bootstrap CI.
+``RUN/eval/<name>/metrics.json`` the main metrics with their 95% bootstrap CI. Every metric column names
+its evaluation and split (``test AUC``; ``mine [val] AUC`` when a name is not its split), an evaluation
+name that is a different split in two runs gets two columns, and the bar chart shows one evaluation
+only: runs without it get no bar, never another split's number. In CSV the numbers are numeric, with
+separate ``low``/``high`` columns.
 """
 
 from __future__ import annotations
@@ -66,25 +70,61 @@ def run_row(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     }
 
 
-def table_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Header and text cells; eval columns are the union over runs (``val AUC``, ``test acc``, ...)."""
-    names = sorted({n for r in rows for n in r["evals"]}, key=lambda n: (n != "val", n))
-    header = ["run", "backbone", "weights", "params (M)", "image size", "train time (s)", "images/s"]
-    header += [f"{n} {label}" for n in names for _, label in METRICS]
+def eval_keys(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """``(eval name, split)`` of every evaluation of every run: val first, then by name."""
+    keys = {(n, str(m.get("split") or "all")) for r in rows for n, m in r["evals"].items()}
+    return sorted(keys, key=lambda k: (k[0] != "val", k))
+
+
+def _label(key: tuple[str, str]) -> str:
+    name, split = key
+    return name if name in (split, f"{split}-tta") else f"{name} [{split}]"
+
+
+def _ci_of(row: dict[str, Any], key: tuple[str, str], metric: str) -> dict[str, Any] | None:
+    m = row["evals"].get(key[0])
+    if m is None or str(m.get("split") or "all") != key[1]:
+        return None
+    return m.get("ci", {}).get(metric)
+
+
+def _facts(r: dict[str, Any]) -> list[str]:
+    return [
+        r["run"],
+        r["backbone"],
+        r["weights"],
+        "" if r["params"] is None else f"{r['params'] / 1e6:.2f}",
+        str(r["image_size"]),
+        "" if r["train_seconds"] is None else f"{float(r['train_seconds']):.0f}",
+        "" if r["images_per_second"] is None else f"{float(r['images_per_second']):.1f}",
+    ]
+
+
+FACTS = ["run", "backbone", "weights", "params (M)", "image size", "train time (s)", "images/s"]
+
+
+def table_rows(rows: list[dict[str, Any]], numeric: bool = False) -> tuple[list[str], list[list[Any]]]:
+    """Header and cells; a metric column per (evaluation, split): ``test AUC`` = AUC on split test.
+
+    ``numeric``: values as numbers with ``<col> low`` / ``<col> high`` columns (for CSV), else
+    ``value (low-high)`` text.
+    """
+    keys = eval_keys(rows)
+    header = list(FACTS)
+    for key in keys:
+        for _, label in METRICS:
+            col = f"{_label(key)} {label}"
+            header += [col, f"{col} low", f"{col} high"] if numeric else [col]
     out = []
     for r in rows:
-        cells = [
-            r["run"],
-            r["backbone"],
-            r["weights"],
-            "" if r["params"] is None else f"{r['params'] / 1e6:.2f}",
-            str(r["image_size"]),
-            "" if r["train_seconds"] is None else f"{float(r['train_seconds']):.0f}",
-            "" if r["images_per_second"] is None else f"{float(r['images_per_second']):.1f}",
-        ]
-        for n in names:
-            ci = r["evals"].get(n, {}).get("ci", {})
-            cells += [fmt_ci(ci.get(key)) if n in r["evals"] else "" for key, _ in METRICS]
+        cells: list[Any] = _facts(r)
+        for key in keys:
+            for metric, _ in METRICS:
+                ci = _ci_of(r, key, metric)
+                if numeric:
+                    cells += [(ci or {}).get(k) for k in ("value", "low", "high")]
+                else:
+                    cells.append(fmt_ci(ci) if ci is not None else "")
         out.append(cells)
     return header, out
 
@@ -111,12 +151,19 @@ def render(header: list[str], rows: list[list[str]], fmt: str) -> str:
     raise ValueError(f"unknown table format {fmt!r}; valid: md, csv, html")
 
 
-def pick_eval(evals: dict[str, Any], preferred: str) -> dict[str, Any] | None:
-    """The evaluation named ``preferred``, else ``test``, else any; None when the run has none."""
-    for name in (preferred, "test"):
-        if name in evals:
-            return evals[name]
-    return next(iter(evals.values()), None)
+def bar_values(rows: list[dict[str, Any]], eval_name: str, metric: str) -> tuple[str, list[dict[str, Any]]]:
+    """The split of evaluation ``eval_name`` and each run's CI of ``metric`` in it ({} if it lacks it).
+
+    Raises ValueError when ``eval_name`` is a different split in two runs (never one chart of two splits).
+    """
+    splits = {str(r["evals"][eval_name].get("split") or "all") for r in rows if eval_name in r["evals"]}
+    if len(splits) > 1:
+        raise ValueError(
+            f"evaluation {eval_name!r} is split {' in one run and '.join(sorted(splits))} in another: "
+            "not comparable; choose another --eval"
+        )
+    split = splits.pop() if splits else eval_name
+    return split, [(r["evals"].get(eval_name) or {}).get("ci", {}).get(metric) or {} for r in rows]
 
 
 def compare_runs(
@@ -141,14 +188,14 @@ def compare_runs(
         )
         if fmt is None:
             raise ValueError(f"{out}: unknown table format {out.suffix!r}; use .md, .csv or .html")
-        atomic_write_text(out, render(header, cells, fmt))
-        cis = [(pick_eval(r["evals"], eval_name) or {}).get("ci", {}).get(metric, {}) for r in rows]
+        split, cis = bar_values(rows, eval_name, metric)
+        atomic_write_text(out, render(*table_rows(rows, numeric=fmt == "csv"), fmt))
         plot_metric_bars(
             [r["run"] for r in rows],
             [c.get("value") for c in cis],
             [c.get("low") for c in cis],
             [c.get("high") for c in cis],
-            metric,
+            f"{metric} on {_label((eval_name, split))}",
             out.with_suffix(".png"),
         )
     return render(header, cells, "md")

@@ -348,3 +348,29 @@ def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float | None]:
         else:
             flat[key] = value
     return flat
+
+
+def summary_metrics(metrics: dict[str, Any]) -> dict[str, float | None]:
+    """AUC, accuracy, sensitivity, specificity and ECE of one :func:`classification_metrics` result.
+
+    Binary: sensitivity and specificity of class 1 (the positive class). More classes: sensitivity is
+    the mean per-class recall (balanced accuracy) and specificity the mean of the defined per-class
+    specificities (None when none is defined).
+    """
+    names = list(metrics["per_class"])
+    if len(names) == 2:
+        sens = metrics["per_class"][names[1]]["recall"]
+        spec = metrics["per_class"][names[1]]["specificity"]
+    else:
+        sens = metrics["balanced_accuracy"]
+        values = np.array(
+            [np.nan if v["specificity"] is None else v["specificity"] for v in metrics["per_class"].values()]
+        )
+        spec = _nan_to_none(_mean_defined(values))
+    return {
+        "roc_auc": metrics["roc_auc"],
+        "accuracy": metrics["accuracy"],
+        "sensitivity": sens,
+        "specificity": spec,
+        "ece": metrics["ece"],
+    }

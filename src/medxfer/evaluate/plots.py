@@ -66,6 +66,14 @@ def _curve_classes(num_classes: int) -> list[int]:
     return [1] if num_classes == 2 else list(range(num_classes))
 
 
+def _legend(ax, loc: str) -> None:  # noqa: ANN001
+    """The legend, or a note when no curve is defined (a set with one class only)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc=loc, fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "undefined: the labels hold one class only", ha="center", fontsize=9)
+
+
 def plot_roc(
     y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str], path: str | os.PathLike[str]
 ) -> str:
@@ -81,7 +89,7 @@ def plot_roc(
     ax.plot([0, 1], [0, 1], ls="--", color="gray", lw=0.8)
     ax.set(xlabel="1 - specificity (false positive rate)", ylabel="sensitivity (true positive rate)")
     ax.set_title("ROC")
-    ax.legend(loc="lower right", fontsize=8)
+    _legend(ax, "lower right")
     return _save(fig, path)
 
 
@@ -101,7 +109,7 @@ def plot_pr(
         ax.axhline(float(np.mean(y == k)), ls=":", lw=0.8, color=line[0].get_color())
     ax.set(xlabel="recall (sensitivity)", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
     ax.set_title("Precision-recall (dotted: prevalence)")
-    ax.legend(loc="lower left", fontsize=8)
+    _legend(ax, "lower left")
     return _save(fig, path)
 
 
@@ -123,15 +131,15 @@ def plot_reliability(y_true: np.ndarray, proba: np.ndarray, path: str | os.PathL
     return _save(fig, path)
 
 
-def plot_gallery(items: Sequence[dict[str, Any]], path: str | os.PathLike[str], columns: int = 2) -> str:
-    """Worst-case gallery (fastai's plot_top_losses): per item the image and its Grad-CAM overlay.
+def gallery_figure(items: Sequence[dict[str, Any]], columns: int = 2) -> Figure:
+    """The figure of :func:`plot_gallery`; constrained layout keeps each caption clear of the images."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    Each item: ``image`` (uint8 gray/RGB), ``overlay`` (RGB uint8 or None), ``title`` (str, e.g. file name,
-    true/pred labels, P(true), P(pred), loss).
-    """
     n = max(len(items), 1)
     rows = (n + columns - 1) // columns
-    fig = _figure(4.2 * columns, 2.6 * rows)
+    fig = Figure(figsize=(4.2 * columns, 2.9 * rows), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
     axes = np.atleast_1d(fig.subplots(rows, 2 * columns, squeeze=False)).reshape(rows, 2 * columns)
     for ax in axes.ravel():
         ax.axis("off")
@@ -145,7 +153,16 @@ def plot_gallery(items: Sequence[dict[str, Any]], path: str | os.PathLike[str], 
             axes[r, 2 * c + 1].set_title(item.get("overlay_title", "Grad-CAM"), fontsize=7)
     if not items:
         axes[0, 0].text(0.0, 0.5, "no images", fontsize=10)
-    return _save(fig, path)
+    return fig
+
+
+def plot_gallery(items: Sequence[dict[str, Any]], path: str | os.PathLike[str], columns: int = 2) -> str:
+    """Worst-case gallery (fastai's plot_top_losses): per item the image and its Grad-CAM overlay.
+
+    Each item: ``image`` (uint8 gray/RGB), ``overlay`` (RGB uint8 or None), ``title`` (str, e.g. file name,
+    true/pred labels, P(true), P(pred), loss).
+    """
+    return _save(gallery_figure(items, columns), path)
 
 
 def plot_metric_bars(

@@ -8,6 +8,8 @@ Both are rendered from one ``context`` dict built by :func:`medxfer.inference.ev
 - ``worst``: list of rows ``{file, true, pred, p_true, p_pred, loss}``; ``gallery``: file name or None
 - ``counts``: ``{table title: {key: count}}``; ``warnings``: list of str; ``config_text``: str;
   ``summary_text`` (optional): the run's ``summary.txt`` layer table
+- optional ``about`` (what the images are: "external (...): 624 images, 0 seen in training") and
+  ``leaks`` (external images left out because the run trained on them: path, match, seen_path, seen_split)
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ def fmt_ci(ci: dict[str, Any] | None) -> str:
 
 
 def _rules(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """Decision rules reported: the model's (threshold from model.json) and, for binary, 0.5."""
+    """Decision rules reported: the model's (threshold from model.json) and, for binary, 0.5 when that
+    differs from the model's threshold (the same rule is never shown twice)."""
     rules = [(result.get("rule", "model"), {"metrics": result["metrics"], "ci": result["ci"]})]
-    if "at_0.5" in result:
+    if "at_0.5" in result and result.get("threshold") != 0.5:
         rules.append(("threshold 0.5", result["at_0.5"]))
     return rules
 
@@ -74,7 +77,7 @@ def _worst_rows(worst: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def _img_tag(folder: Path, file: str, caption: str) -> str:
@@ -103,6 +106,10 @@ def _sections(ctx: dict[str, Any]) -> list[tuple[str, str, Any]]:
             (_worst_rows(ctx["worst"]), ctx.get("gallery")),
         ),
     ]
+    if ctx.get("leaks"):
+        header = ["image (excluded)", "match", "training image", "its split"]
+        rows = [[w["path"], w["match"], w["seen_path"], w["seen_split"]] for w in ctx["leaks"]]
+        secs.append(("leaks", f"{len(rows)} images seen in training: left out of the score", (header, rows)))
     for title, counts in ctx["counts"].items():
         secs.append(
             ("data", f"Data: {title}", (["value", "images"], [[k, str(v)] for k, v in counts.items()]))
@@ -119,7 +126,8 @@ def _sections(ctx: dict[str, Any]) -> list[tuple[str, str, Any]]:
 CSS = (
     "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
     "table{border-collapse:collapse;margin:.5em 0}"
-    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;white-space:nowrap}"
+    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;overflow-wrap:break-word}"
+    ".scroll{max-width:100%;overflow-x:auto}"
     "th{background:#f0f0f0}figure{display:inline-block;margin:.5em;vertical-align:top}"
     "img{max-width:100%}figcaption{font-size:.85em;color:#555}"
     ".disclaimer{background:#fff3cd;border:1px solid #e0c060;padding:.6em 1em;font-weight:600}"
@@ -138,6 +146,11 @@ def render_html(ctx: dict[str, Any], folder: str | os.PathLike[str]) -> str:
         f"split <b>{html.escape(str(ctx['split']))}</b>, {ctx['result']['n_images']} images, "
         f"{ctx['result']['n_patients']} patients; {html.escape(ctx['created'])}</p>",
     ]
+    if ctx.get("about"):
+        parts.append(f"<p id='about'><b>{html.escape(ctx['about'])}</b></p>")
+    if ctx.get("generalisation"):
+        link = html.escape(ctx["generalisation"])
+        parts.append(f"<p>Against the internal evaluations: <a href='{link}'>generalisation table</a></p>")
     for sid, title, content in _sections(ctx):
         parts.append(f"<section id='{sid}'><h2>{html.escape(title)}</h2>")
         if sid == "figures":
@@ -167,6 +180,11 @@ def render_markdown(ctx: dict[str, Any]) -> str:
         f"Run `{ctx['run_dir']}`, split **{ctx['split']}**, {ctx['result']['n_images']} images, "
         f"{ctx['result']['n_patients']} patients; {ctx['created']}"
     )
+    if ctx.get("about"):
+        out += ["", f"**{ctx['about']}**"]
+    if ctx.get("generalisation"):
+        md_link = ctx["generalisation"].replace(".html", ".md")
+        out += ["", f"Against the internal evaluations: [generalisation table]({md_link})"]
     for sid, title, content in _sections(ctx):
         out += ["", f"## {title}", ""]
         if sid == "figures":

@@ -104,7 +104,7 @@ def build_result(
 def write_predictions(
     path: Path, table: ImageTable, y: np.ndarray, pred: np.ndarray, proba: np.ndarray, class_names: list[str]
 ) -> None:
-    """``predictions.csv``: path, patient_id, true, pred, ``p_<class>`` per class."""
+    """``predictions.csv``: path, patient_id, source, true, pred, ``p_<class>`` per class."""
     import pandas as pd
 
     from medxfer.io import atomic_write_text
@@ -113,6 +113,7 @@ def write_predictions(
         {
             "path": table.table["path"].to_numpy(),
             "patient_id": table.table["patient_id"].to_numpy(),
+            "source": table.table["source"].to_numpy(),
             "true": [class_names[i] for i in y],
             "pred": [class_names[i] for i in pred],
         }
@@ -203,6 +204,18 @@ def worst_cases(
     return rows, Path(plot_gallery(items, out / "worst.png")).name
 
 
+def write_leaks(path: Path, leaks: list[dict[str, str]]) -> None:
+    """``leaks.csv`` (path, match, seen_path, seen_split) when there are leaks; a stale one is removed."""
+    import pandas as pd
+
+    from medxfer.runs import atomic_write_text
+
+    if leaks:
+        atomic_write_text(path, pd.DataFrame(leaks).to_csv(index=False))
+    elif path.is_file():
+        path.unlink()  # written by an earlier evaluation of this folder, not a user's file
+
+
 def data_counts(table: ImageTable) -> dict[str, dict[str, int]]:
     """Images per class, per source, and patients per class of the evaluated table."""
     df = table.table
@@ -245,6 +258,26 @@ def check_warnings(run_dir: Path) -> list[str]:
     return list(dict.fromkeys(found))  # check copies the probe's warnings to the top level: once each
 
 
+def _context(
+    run: Path, name: str, label: str | None, about: dict[str, Any] | None, leaks: list | None
+) -> dict[str, Any]:
+    """The report context that does not depend on the predictions (see medxfer.evaluate.report)."""
+    config = run / "config.yaml"
+    return {
+        "title": f"medxfer evaluation: {run.name} / {name}",
+        "run_dir": str(run),
+        "name": name,
+        "split": label or "all",
+        "about": (about or {}).get("description", ""),
+        "generalisation": (about or {}).get("generalisation"),
+        "leaks": leaks or [],
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),  # noqa: UP017
+        "warnings": check_warnings(run),
+        "config_text": config.read_text() if config.is_file() else "",
+        "summary_text": (run / "summary.txt").read_text() if (run / "summary.txt").is_file() else "",
+    }
+
+
 def evaluate_run(
     run_dir: str | os.PathLike[str],
     table: ImageTable,
@@ -255,11 +288,15 @@ def evaluate_run(
     batch_size: int = 32,
     n_boot: int = 1000,
     seed: int = 0,
+    about: dict[str, Any] | None = None,
+    leaks: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Evaluate the model of ``run_dir`` on the rows of ``split`` of ``table`` into ``RUN/eval/<name>/``.
 
-    ``name`` defaults to the split (``all`` for None) plus ``-tta``. Returns the ``metrics.json`` dict,
-    with ``eval_dir`` and ``report`` (path of report.html) added.
+    ``name`` defaults to the split (``all`` for None) plus ``-tta``. ``about`` (an
+    :meth:`medxfer.inference.sets.EvalSet.about` dict) says what the images are (internal/external) and
+    ``leaks`` lists external images left out because the run trained on them (``leaks.csv``).
+    Returns the ``metrics.json`` dict, with ``eval_dir`` and ``report`` (path of report.html) added.
 
     Example::
 
@@ -280,27 +317,25 @@ def evaluate_run(
     y = model_labels(sub, list(info.class_names))
     proba = predictor.predict_paths(sub.table["path"].astype(str).tolist(), batch_size=batch_size, tta=tta)
     result = build_result(y, proba, info, sub.table["patient_id"].astype(str).to_numpy(), n_boot, seed)
-    result.update({"run": str(run), "name": name, "split": split, "tta": tta})
+    label = split if about is None else about["split"] if about["kind"] == "internal" else "external"
+    result.update(
+        {"run": str(run), "name": name, "split": label, "tta": tta, "temperature": info.temperature}
+    )
+    if about is not None:
+        result["set"] = about
+    write_leaks(out / "leaks.csv", leaks or [])
     pred = M.predict(proba, result["threshold"])
     write_predictions(out / "predictions.csv", sub, y, pred, proba, list(info.class_names))
     atomic_write_text(out / "metrics.json", json.dumps(result, indent=2))
     n_worst = worst if predictor.has_cam else 0
     rows, gallery = worst_cases(predictor.model, info, sub, y, proba, pred, n_worst, out)
-    config = run / "config.yaml"
     ctx = {
-        "title": f"medxfer evaluation: {run.name} / {name}",
-        "run_dir": str(run),
-        "name": name,
-        "split": split or "all",
-        "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),  # noqa: UP017
+        **_context(run, name, label, about, leaks),
         "result": result,
         "figures": make_figures(out, run, y, proba, result),
         "worst": rows,
         "gallery": gallery,
         "counts": data_counts(sub),
-        "warnings": check_warnings(run),
-        "config_text": config.read_text() if config.is_file() else "",
-        "summary_text": (run / "summary.txt").read_text() if (run / "summary.txt").is_file() else "",
     }
     html_path, _ = write_reports(ctx, out)
     return {**result, "eval_dir": str(out), "report": str(html_path)}

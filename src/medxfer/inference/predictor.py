@@ -105,7 +105,10 @@ class Predictor:
     def predict_arrays(
         self, images: Sequence[np.ndarray], batch_size: int = 32, tta: bool = False
     ) -> np.ndarray:
-        """Probabilities ``(N, C)`` (float64) for decoded images (``read_image`` convention)."""
+        """Probabilities ``(N, C)`` (float64) for decoded images (``read_image`` convention), with the
+        run's local calibration (``model.json`` temperature) applied."""
+        from medxfer.inference.calibration import apply_temperature
+
         out = np.zeros((len(images), self.info.num_classes), dtype=np.float64)
         for start in range(0, len(images), max(1, batch_size)):
             chunk = images[start : start + batch_size]
@@ -114,7 +117,7 @@ class Predictor:
             for shift in views:
                 acc += self._run(self._inputs(chunk, shift))
             out[start : start + len(chunk)] = acc / len(views)
-        return out
+        return apply_temperature(out, float(self.info.temperature))
 
     def predict_paths(self, paths: Sequence[str], batch_size: int = 32, tta: bool = False) -> np.ndarray:
         """Probabilities ``(N, C)`` for image files, decoded ``batch_size`` at a time.
