@@ -69,7 +69,7 @@ def cached_check(table: ImageTable, progress: bool = True) -> tuple[CheckReport,
     Returns ``(report, reused)``.
     """
     from medxfer.data.check import CheckReport, run_check
-    from medxfer.runs import atomic_write_text
+    from medxfer.io import atomic_write_text
 
     unsplit = table.with_table(table.table.assign(split=""))
     file = _cache_file(data_key(unsplit))

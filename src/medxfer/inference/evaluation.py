@@ -208,7 +208,7 @@ def write_leaks(path: Path, leaks: list[dict[str, str]]) -> None:
     """``leaks.csv`` (path, match, seen_path, seen_split) when there are leaks; a stale one is removed."""
     import pandas as pd
 
-    from medxfer.runs import atomic_write_text
+    from medxfer.io import atomic_write_text
 
     if leaks:
         atomic_write_text(path, pd.DataFrame(leaks).to_csv(index=False))
