@@ -1,0 +1,67 @@
+"""The decoder contract under attack: damaged real PNG / JPEG / DICOM files raise ImageError and nothing else."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from image_corpus import mutants, seed_corpus
+
+from medxfer.data.images import ImageError, read_image, read_image_bytes
+
+MUTANTS_PER_SEED = 60  # 14 seeds -> 840 damaged files, a few seconds
+REGRESSIONS = Path(__file__).parent / "fuzz_regressions"
+
+
+@pytest.fixture(scope="module")
+def corpus(shared_data: Path) -> dict[str, bytes]:
+    return seed_corpus(shared_data)
+
+
+def _decode_or_image_error(data: bytes, name: str) -> str:
+    """'ok' or 'error'; any other exception fails the test with the file named."""
+    try:
+        out = read_image_bytes(data, name)
+    except ImageError as exc:
+        assert exc.path == name and exc.reason, exc
+        return "error"
+    assert out.dtype == np.uint8 and out.ndim in (2, 3), (name, out.dtype, out.shape)
+    return "ok"
+
+
+def test_every_seed_decodes(corpus: dict[str, bytes]) -> None:
+    for name, data in corpus.items():
+        out = read_image_bytes(data, name)
+        assert out.dtype == np.uint8 and out.ndim in (2, 3) and min(out.shape[:2]) >= 48, name
+
+
+def test_byte_flip_fuzz_only_image_error_escapes(corpus: dict[str, bytes]) -> None:
+    outcomes = {"ok": 0, "error": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about each damaged element
+        for i, (name, data) in enumerate(sorted(corpus.items())):
+            for mutant in mutants(data, MUTANTS_PER_SEED, seed=i):
+                outcomes[_decode_or_image_error(mutant, name)] += 1
+    assert outcomes["error"] > 100, outcomes  # the mutations really do damage files
+
+
+def test_fuzz_regressions_raise_image_error() -> None:
+    """Damaged files that escaped as other exceptions before (pydicom's BytesLengthException,
+    NotImplementedError, 'UID is not a transfer syntax' ValueError, struct.error, libjpeg RuntimeError...)."""
+    files = sorted(p for p in REGRESSIONS.iterdir() if p.is_file())
+    assert files, f"no regression fixtures in {REGRESSIONS}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for path in files:
+            with pytest.raises(ImageError) as info:
+                read_image(path)
+            assert info.value.path == str(path)
+
+
+def test_content_sniffed_before_extension(shared_data: Path, tmp_path: Path) -> None:
+    jpeg = sorted((shared_data / "kermany" / "train" / "NORMAL").glob("*.jpeg"))[0]
+    renamed = tmp_path / "scan.dcm"
+    renamed.write_bytes(jpeg.read_bytes())
+    np.testing.assert_array_equal(read_image(renamed), read_image(jpeg))
