@@ -1,4 +1,4 @@
-"""The decoder contract under attack: damaged real PNG / JPEG / DICOM files raise ImageError and nothing else."""
+"""The decoder contract under attack: damaged real PNG / JPEG / DICOM files raise only ImageError."""
 
 from __future__ import annotations
 

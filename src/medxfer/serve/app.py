@@ -39,9 +39,6 @@ TOKEN_ENV = "MEDXFER_TOKEN"
 MULTIPART_SLACK = 64 * 1024  # multipart headers and boundaries around the file
 log = logging.getLogger("medxfer.serve")
 
-# Leading bytes of the formats read_image understands: a mismatch means "not an image" (415),
-# a match that fails to decode means "damaged image" (400).
-_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM", b"GIF8", b"RIFF")
 
 _PREDICT_BODY = {
     "requestBody": {
@@ -68,9 +65,14 @@ class ApiError(Exception):
         self.detail = detail
 
 
-def looks_like_image(data: bytes) -> bool:
-    """True when ``data`` starts like PNG, JPEG, TIFF, BMP, GIF or DICOM (``DICM`` at byte 128)."""
-    return data.startswith(_MAGIC) or data[128:132] == b"DICM"
+def looks_like_image(data: bytes, name: str = "") -> bool:
+    """True when ``data`` looks like PNG, JPEG, TIFF, BMP, GIF, WebP or DICOM (bad decode: 400, else 415).
+
+    A ``.dcm`` name counts as DICOM (a damaged DICOM may have lost its ``DICM`` marker).
+    """
+    from medxfer.data.images import sniff_format
+
+    return sniff_format(data[:132], name) is not None
 
 
 def model_summary(predictor: Predictor) -> dict[str, Any]:
@@ -230,13 +232,13 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[str, bytes]:
 
 def _predict_one(predictor: Predictor, name: str, data: bytes, cam: bool, image: bool) -> dict[str, Any]:
     """Decode, predict and (optionally) explain one upload; runs on a worker thread."""
-    from medxfer.data.images import ImageError, read_image_bytes
+    from medxfer.data.images import ImageError
     from medxfer.predict import PredictorError, overlay_png, png_bytes
 
     try:
-        img = read_image_bytes(data, name)
+        img = predictor.read_bytes(data, name)
     except ImageError as exc:
-        if looks_like_image(data):
+        if looks_like_image(data, name):
             raise ApiError(400, f"{name}: damaged or unsupported image ({exc.reason})") from exc
         raise ApiError(
             415, f"{name}: not an image this server reads (PNG, JPEG, TIFF, BMP, WebP or DICOM)"
