@@ -38,7 +38,10 @@ def test_quarantine_folder_inside_the_dataset_is_not_a_class(tmp_path: Path) -> 
     assert not any(str(data / "quarantine") in p for p in table["path"])
 
 
-def test_edited_manifest_cannot_move_files_from_outside(tmp_path: Path) -> None:
+def test_edited_manifest_cannot_move_files_from_outside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a relative "original" must not land anywhere real, even if restored
     q = tmp_path / "q"
     victim = tmp_path / "precious.txt"
     victim.write_text("keep me")

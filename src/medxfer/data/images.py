@@ -44,7 +44,7 @@ DEFAULT_MAX_PIXELS = 100_000_000
 MIN_PIXEL_CAP = 16_000_000  # a 4000 x 4000 X-ray is always accepted, whatever the model's input
 PIXEL_CAP_SIDE_FACTOR = 20  # an image side up to 20x the model's input side
 CHANNELS = ("auto", "gray", "rgb")
-CHUNK_PIXELS = 1 << 20  # rows are converted to uint8 about a megapixel at a time
+CHUNK_PIXELS = 1 << 18  # rows are converted to uint8 about 256k pixels (2 MB of float64) at a time
 # Leading bytes of the raster formats Pillow reads here (PNG, JPEG, TIFF x2, BMP, GIF, WebP/RIFF).
 _MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM", b"GIF8", b"RIFF")
 
@@ -259,8 +259,12 @@ def _minmax_to_uint8(
     start = 0
     for block in blocks:
         part = block if transform is None else transform(block)
-        scaled = (np.asarray(part, dtype=np.float64) - low) * 255.0 / (high - low)
-        out[start : start + len(block)] = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+        scaled = np.array(part, dtype=np.float64)  # one block-sized work buffer, updated in place
+        scaled -= low
+        scaled *= 255.0
+        scaled /= high - low
+        np.clip(np.rint(scaled, out=scaled), 0, 255, out=scaled)
+        out[start : start + len(block)] = scaled
         start += len(block)
     return out
 
