@@ -234,3 +234,26 @@ def test_token_from_file_or_environment(
     (tmp_path / "empty").write_text("")
     code, err, _ = _serve_cli([str(tiny_run), "--token-file", str(tmp_path / "empty")], monkeypatch)
     assert code == 2 and "empty" in err
+
+
+def test_docs_pages_render_offline_in_a_browser(live: int, browser) -> None:  # noqa: ANN001
+    """Swagger UI and ReDoc draw the API with every request outside 127.0.0.1 blocked (as offline)."""
+    page = browser.new_page()
+    outside: list[str] = []
+
+    def only_local(route, request) -> None:  # noqa: ANN001
+        if request.url.startswith(f"http://127.0.0.1:{live}/"):
+            route.continue_()
+        else:
+            outside.append(request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto(f"http://127.0.0.1:{live}/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=20_000)
+    assert "/api/predict" in page.inner_text("body") and page.locator(".btn.authorize").count() == 1
+    page.goto(f"http://127.0.0.1:{live}/redoc")
+    page.get_by_text("Classify one image").first.wait_for(timeout=20_000)
+    # Only decoration may be asked for outside (ReDoc's logo, web fonts): the pages work without it.
+    assert all("redoc/logo" in u or "fonts.g" in u for u in outside), outside
+    page.close()
