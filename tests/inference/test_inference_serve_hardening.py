@@ -257,3 +257,30 @@ def test_docs_pages_render_offline_in_a_browser(live: int, browser) -> None:  # 
     # Only decoration may be asked for outside (ReDoc's logo, web fonts): the pages work without it.
     assert all("redoc/logo" in u or "fonts.g" in u for u in outside), outside
     page.close()
+
+
+def test_slow_but_flowing_upload_is_not_cut_and_a_trickle_is(live: int, kermany_paths: list[Path]) -> None:
+    boundary = "b0undary"
+    payload = kermany_paths[1].read_bytes() + b"\x00" * 400_000  # bytes after the JPEG's end are ignored
+    form = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.jpeg"\r\n\r\n'.encode()
+        + payload
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    head = (
+        f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1:{live}\r\nContent-Length: {len(form)}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", live), timeout=15) as s:
+        s.sendall(head)
+        started = time.monotonic()
+        for i in range(0, len(form), 80_000):  # ~6 pieces, 0.8 s apart: longer than the 3 s deadline
+            s.sendall(form[i : i + 80_000])
+            time.sleep(0.8)
+        assert time.monotonic() - started > HEADER_TIMEOUT
+        reply = s.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+    with socket.create_connection(("127.0.0.1", live), timeout=15) as s:
+        s.sendall(head + form[:100])  # then nothing more
+        s.settimeout(HEADER_TIMEOUT + 5)
+        assert s.recv(100) == b""  # dropped at the deadline

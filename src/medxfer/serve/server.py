@@ -6,7 +6,8 @@ socket and send nothing made every request (``/api/health`` too) a 503. Here ins
 - no ``limit_concurrency``: the inference pool (``limits.InferencePool``) bounds the real work;
 - a header/body deadline per connection (``header_timeout``): a client that has not sent a whole
   request (headers and body) that many seconds after connecting, or after its previous response, is
-  disconnected (slowloris); a request the app is working on is never cut;
+  disconnected (slowloris); an upload still sending 64 KiB per deadline gets a new one; a request the
+  app is working on is never cut;
 - idle keep-alive connections close after ``keep_alive`` seconds (uvicorn's own timer);
 - beyond ``max_connections`` open sockets a new one gets a JSON 503 with ``Retry-After`` and is closed.
 """
@@ -22,6 +23,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 1000
 RETRY_AFTER_S = 2
+PROGRESS_BYTES = 64 * 1024  # an upload sending this much per deadline gets a new deadline
 
 
 def busy_response(detail: str) -> bytes:
@@ -40,6 +42,7 @@ class GuardedH11Protocol(H11Protocol):
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     _guard: asyncio.TimerHandle | None = None
+    _received = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -48,6 +51,13 @@ class GuardedH11Protocol(H11Protocol):
             transport.close()
             return
         self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        # A large upload that keeps flowing (64 KiB per deadline at least) is not cut; a trickle is.
+        self._received += len(data)
+        if self._received >= PROGRESS_BYTES and self._guard is not None:
+            self._arm()
+        super().data_received(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -60,6 +70,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def _arm(self) -> None:
         self._disarm()
+        self._received = 0
         self._guard = self.loop.call_later(self.header_timeout, self._expire)
 
     def _disarm(self) -> None:
