@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export MEDXFER_SHARED_DATA ?= $(abspath ../shared/data)
 
-.PHONY: install demo test lint format bench
+.PHONY: install demo test lint format bench fuzz
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,3 +28,8 @@ lint: install
 
 format: install
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
+
+# Coverage-guided fuzzing of the image decoders (atheris), FUZZ_SECONDS long; corpus and findings in runs/fuzz/.
+FUZZ_SECONDS ?= 600
+fuzz: install
+	$(PY) bench/fuzz_images.py --seconds $(FUZZ_SECONDS) --out runs/fuzz

@@ -80,12 +80,26 @@ class ModelInfo:
         return info
 
 
+class ModelInfoError(ValueError):
+    """A ``model.json`` (or its weights) that fails validation; the message names the file and the field."""
+
+
 def read_model_info(run_dir: str | os.PathLike[str]) -> ModelInfo:
-    """Read ``RUN/model.json``; raises FileNotFoundError naming the folder if it is not a run."""
+    """Read and validate ``RUN/model.json`` (every field's type and range, see :mod:`medxfer.runs_schema`).
+
+    Raises FileNotFoundError naming the folder if it is not a run, :class:`ModelInfoError` naming
+    ``model.json`` and the field when a value is wrong.
+    """
+    from medxfer.runs_schema import validate_model_json
+
     path = Path(run_dir) / MODEL_JSON
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir}: not a medxfer run folder (no {MODEL_JSON}); train one first")
-    return ModelInfo.from_dict(json.loads(path.read_text()))
+    try:
+        data = validate_model_json(path.read_bytes())
+    except ValueError as exc:
+        raise ModelInfoError(f"{path}: {exc}") from None
+    return ModelInfo.from_dict(data)
 
 
 def save_model(run_dir: str | os.PathLike[str], model: torch.nn.Module, info: ModelInfo) -> None:
@@ -113,6 +127,32 @@ def load_model(run_dir: str | os.PathLike[str], device: str = "cpu") -> tuple[to
         head=info.head,
         output=info.output,
     )
-    state = load_file(str(Path(run_dir) / MODEL_WEIGHTS), device=device)
+    weights = Path(run_dir) / MODEL_WEIGHTS
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights}: missing; the run folder has model.json but no weights")
+    try:
+        state = load_file(str(weights), device=device)
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for damaged files
+        raise ModelInfoError(f"{weights}: not a readable safetensors file ({exc})") from None
+    _check_shapes(model, state, Path(run_dir))
     model.load_state_dict(state, strict=True)
     return model.to(device).eval(), info
+
+
+def _check_shapes(model: torch.nn.Module, state: dict[str, Any], run_dir: Path) -> None:
+    """Weights must match the network model.json describes (backbone, head, classes, output)."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    given = {k: tuple(v.shape) for k, v in state.items()}
+    problems = [f"missing {k}" for k in expected if k not in given]
+    problems += [f"unexpected {k}" for k in given if k not in expected]
+    problems += [
+        f"{k}: weights {given[k]}, model.json implies {v}"
+        for k, v in expected.items()
+        if given.get(k, v) != v
+    ]
+    if problems:
+        shown = "; ".join(problems[:4]) + (f"; ... {len(problems) - 4} more" if len(problems) > 4 else "")
+        raise ModelInfoError(
+            f"{run_dir / MODEL_JSON}: fields 'backbone', 'head', 'output' and 'class_names' do not match "
+            f"{MODEL_WEIGHTS} ({shown})"
+        )

@@ -121,7 +121,7 @@ def test_export_onnx_matches_torch(api_run: medxfer.Run, tmp_path: Path) -> None
 
 def test_tune_runs_a_fast_study_in_process(tmp_path: Path) -> None:
     """``medxfer.tune`` = ``medxfer tune``: a fast study on cached features ends with exactly N trials."""
-    from medxfer.features import FeatureSet, save_features
+    from medxfer.features.extract import FeatureSet, save_features
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 80)

@@ -37,7 +37,9 @@ def check(
     quarantine: Path | None = typer.Option(
         None, help="Move unreadable files into this folder (manifest kept)."
     ),
-    restore: Path | None = typer.Option(None, help="Put files quarantined in this folder back, then stop."),
+    restore: Path | None = typer.Option(
+        None, help="Put files quarantined in this folder back, then stop (exit 1 if any stay there)."
+    ),
     probe: bool = typer.Option(
         False, "--probe", help="Also run the shortcut probe (grouped CV, ~1 min/10k)."
     ),
@@ -89,11 +91,14 @@ def _restore(folder: Path) -> None:
 
     try:
         restored, problems = restore_files(folder)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     typer.echo(f"restored {len(restored)} file(s) from {folder}")
     for problem in problems:
         typer.secho(f"not restored: {problem}", fg=typer.colors.YELLOW, err=True)
+    if problems:
+        typer.secho(f"{len(problems)} file(s) left in {folder}", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(1)
 
 
 def render(report: CheckReport) -> None:

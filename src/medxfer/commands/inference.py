@@ -136,28 +136,103 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to bind; 0.0.0.0 exposes the server to the network."),
     port: int = typer.Option(8000, help="TCP port."),
     token: str | None = typer.Option(
-        None, help="Require 'Authorization: Bearer TOKEN' on every /api call (default: env MEDXFER_TOKEN)."
+        None,
+        help="Require 'Authorization: Bearer TOKEN' on every /api call. Visible in `ps`: prefer "
+        "--token-file or env MEDXFER_TOKEN (the default source).",
+    ),
+    token_file: Path | None = typer.Option(
+        None, "--token-file", help="Read the bearer token from this file."
+    ),
+    allow_open: bool = typer.Option(
+        False, "--allow-open", help="Allow a non-loopback --host without a token (anyone may use the API)."
+    ),
+    allowed_host: list[str] = typer.Option(
+        [],
+        "--allowed-host",
+        help="Host header names accepted (repeatable). Default: loopback names when "
+        "bound to loopback, any otherwise.",
     ),
     workers: int = typer.Option(2, min=1, help="Inference threads."),
     queue: int = typer.Option(32, min=0, help="Requests that may wait for a thread; more get 503."),
-    max_mb: float = typer.Option(20.0, "--max-mb", help="Largest upload in MB (bigger -> 413)."),
+    max_mb: float = typer.Option(
+        20.0, "--max-mb", help="Largest upload in MB (bigger -> 413), 0 < MB <= 1024."
+    ),
+    max_megapixels: float | None = typer.Option(
+        None, "--max-megapixels", help="Largest image decoded (default: follows the model input size)."
+    ),
+    header_timeout: float = typer.Option(
+        10.0, "--header-timeout", help="Seconds a client has to send a whole request before it is dropped."
+    ),
+    max_connections: int = typer.Option(1000, "--max-connections", min=1, help="Open sockets; more get 503."),
     engine: str = typer.Option("torch", help=ENGINE_HELP + " Grad-CAM needs torch."),
 ) -> None:
     """Serve the web page and REST API (FastAPI + uvicorn). Research use only — not for diagnosis."""
-    import uvicorn
-
     from medxfer.inference.predictor import PredictorError
     from medxfer.serve.app import create_app
+    from medxfer.serve.server import run_server
 
+    if not 0 < max_mb <= 1024:
+        fail(f"--max-mb must be more than 0 and at most 1024 (MB), got {max_mb:g}")
+    if max_megapixels is not None and not 0 < max_megapixels <= 1000:
+        fail(f"--max-megapixels must be more than 0 and at most 1000, got {max_megapixels:g}")
+    if not 0 < header_timeout <= 600:
+        fail(f"--header-timeout must be more than 0 and at most 600 seconds, got {header_timeout:g}")
+    secret = _resolve_token(token, token_file)
+    loopback = _is_loopback(host)
+    if not loopback and secret is None and not allow_open:
+        fail(
+            f"--host {host} exposes the API beyond this machine without a token; set MEDXFER_TOKEN or "
+            "--token-file, or pass --allow-open to serve it to anyone on the network"
+        )
+    hosts = list(allowed_host) or (["127.0.0.1", "localhost", "::1"] if loopback else ["*"])
     try:
         app = create_app(
-            run, token=token, max_bytes=int(max_mb * 1024 * 1024), workers=workers, queue=queue, engine=engine
+            run,
+            token=secret or "",
+            max_bytes=int(max_mb * 1024 * 1024),
+            workers=workers,
+            queue=queue,
+            engine=engine,
+            allowed_hosts=hosts,
+            max_pixels=None if max_megapixels is None else int(max_megapixels * 1_000_000),
         )
     except (FileNotFoundError, ValueError, PredictorError) as exc:
         fail(str(exc))
+    if not loopback and secret is None:
+        echo_err(f"WARNING: serving {host} without a token: anyone who can reach port {port} can use the API")
     echo_err(f"medxfer serve: http://{host}:{port}/  (API docs at /docs; research use only)")
-    # uvicorn's own cap answers 503 before a body is read once far more connections than the queue arrive.
-    uvicorn.run(app, host=host, port=port, log_level="warning", limit_concurrency=workers + queue + 16)
+    run_server(app, host=host, port=port, header_timeout=header_timeout, max_connections=max_connections)
+
+
+def _resolve_token(token: str | None, token_file: Path | None) -> str | None:
+    """The bearer token from --token, --token-file or env MEDXFER_TOKEN (in that order); None = no token."""
+    import os
+
+    from medxfer.serve.app import TOKEN_ENV
+
+    if token is not None and token_file is not None:
+        fail("give --token or --token-file, not both")
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"--token-file {token_file}: cannot read it ({exc})")
+        if not token:
+            fail(f"--token-file {token_file}: the file is empty")
+    if token is None:
+        token = os.environ.get(TOKEN_ENV)
+    return token or None
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def register(app: typer.Typer) -> None:

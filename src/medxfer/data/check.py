@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medxfer.data.layouts import QUARANTINE_MANIFEST
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -278,7 +280,7 @@ def run_check(
     return report
 
 
-MANIFEST = "medxfer_quarantine.json"
+MANIFEST = QUARANTINE_MANIFEST
 
 
 def quarantine_files(
@@ -288,6 +290,7 @@ def quarantine_files(
 
     Appends ``{"original", "stored"}`` entries to ``dest/medxfer_quarantine.json`` (written
     atomically) and returns the new entries. A name already taken in ``dest`` gets a ``.N`` suffix.
+    The manifest also marks ``dest`` so that dataset layouts never read it as a class.
     """
     import json
     import shutil
@@ -300,7 +303,9 @@ def quarantine_files(
     absolute = [Path(p).resolve() for p in paths]
     base = Path(root).resolve() if root else Path(os.path.commonpath([p.parent for p in absolute]))
     manifest = dest / MANIFEST
-    entries = json.loads(manifest.read_text())["files"] if manifest.is_file() else []
+    entries = read_quarantine_manifest(dest) if manifest.is_file() else []
+    dest.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(manifest, json.dumps({"files": entries}, indent=2))  # mark the folder first
     added = []
     for src in absolute:
         try:
@@ -318,11 +323,48 @@ def quarantine_files(
     return added
 
 
+def read_quarantine_manifest(dest: str | os.PathLike[str]) -> list[dict]:
+    """The entries of ``dest/medxfer_quarantine.json``; ValueError naming the file when it is malformed."""
+    import json
+
+    manifest = Path(dest) / MANIFEST
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{dest}: no {MANIFEST} here; give the folder used with --quarantine")
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{manifest}: not valid JSON ({exc}); restore by hand or fix the file") from None
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, list):
+        raise ValueError(f"{manifest}: expected {{'files': [...]}} as `medxfer check --quarantine` writes it")
+    return files
+
+
+def _restore_problem(entry: object, dest: Path) -> str | None:
+    """Why ``entry`` cannot be restored safely, or None. Only files inside ``dest`` ever move."""
+    if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("original", "stored")):
+        return f"malformed manifest entry {entry!r} (needs 'original' and 'stored' strings); skipped"
+    original, stored = Path(entry["original"]), dest / entry["stored"]
+    inside = stored.resolve().is_relative_to(dest.resolve()) and not Path(entry["stored"]).is_absolute()
+    if not inside or stored.resolve() == (dest / MANIFEST).resolve():
+        return f"entry {entry['stored']!r} points outside the quarantine folder {dest}; not moved"
+    if stored.is_symlink() or (stored.exists() and not stored.is_file()):
+        return f"{stored} is not a regular file; not moved"
+    if not original.is_absolute():
+        return f"original path {original} is not absolute; not moved"
+    if original.exists() or original.is_symlink():
+        return f"{original} exists again; left {stored} in quarantine (not overwritten)"
+    if not stored.exists():
+        return f"{stored} is missing from the quarantine folder; cannot restore {original}"
+    return None
+
+
 def restore_files(dest: str | os.PathLike[str]) -> tuple[list[dict], list[str]]:
     """Move files quarantined in ``dest`` back to their original paths.
 
-    Refuses (keeps in quarantine, reports) any file whose original path exists again.
-    Returns (restored entries, problems). Raises FileNotFoundError when ``dest`` has no manifest.
+    Refuses (keeps in quarantine, reports) any file whose original path exists again, and any
+    manifest entry that points outside ``dest`` or is malformed. Returns (restored entries, problems).
+    Raises FileNotFoundError when ``dest`` has no manifest, ValueError when the manifest is malformed.
     """
     import json
     import shutil
@@ -330,22 +372,17 @@ def restore_files(dest: str | os.PathLike[str]) -> tuple[list[dict], list[str]]:
     from medxfer.io import atomic_write_text
 
     dest = Path(dest)
-    manifest = dest / MANIFEST
-    if not manifest.is_file():
-        raise FileNotFoundError(f"{dest}: no {MANIFEST} here; give the folder used with --quarantine")
-    entries = json.loads(manifest.read_text())["files"]
+    entries = read_quarantine_manifest(dest)
     restored, problems, remaining = [], [], []
     for entry in entries:
-        original, stored = Path(entry["original"]), dest / entry["stored"]
-        if original.exists():
-            problems.append(f"{original} exists again; left {stored} in quarantine (not overwritten)")
+        problem = _restore_problem(entry, dest)
+        if problem is not None:
+            problems.append(problem)
             remaining.append(entry)
-        elif not stored.exists():
-            problems.append(f"{stored} is missing from the quarantine folder; cannot restore {original}")
-            remaining.append(entry)
-        else:
-            original.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(stored), str(original))
-            restored.append(entry)
-    atomic_write_text(manifest, json.dumps({"files": remaining}, indent=2))
+            continue
+        original = Path(entry["original"])
+        original.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(dest / entry["stored"]), str(original))
+        restored.append(entry)
+    atomic_write_text(dest / MANIFEST, json.dumps({"files": remaining}, indent=2))
     return restored, problems

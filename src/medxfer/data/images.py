@@ -13,12 +13,16 @@ Other rules, chosen once:
 - JPEG (and any file with EXIF) is turned upright by its EXIF orientation tag.
 - Multi-frame files (TIFF pages, GIF, multi-frame DICOM) give their first frame.
 - A constant 16-bit / DICOM image (max == min) becomes all zeros.
-- DICOM is recognised by suffix (``.dcm``, ``.dicom``) or by the ``DICM`` marker at byte 128;
-  rescale slope/intercept (modality LUT) is applied, then the VOI LUT or window, then
-  MONOCHROME1 is inverted so that bone is always bright.
-- Images with more than ``max_pixels`` pixels are refused before decoding (decompression bombs).
+- The format is sniffed from the content first (a JPEG named ``.dcm`` decodes as JPEG); DICOM is
+  recognised by the ``DICM`` marker at byte 128, or by suffix (``.dcm``, ``.dicom``) when no other
+  format's signature matches; rescale slope/intercept (modality LUT) is applied, then the VOI LUT or
+  window, then MONOCHROME1 is inverted so that bone is always bright.
+- Images with more than ``max_pixels`` pixels are refused before decoding (decompression bombs);
+  :func:`pixel_cap` derives a cap from a model's input size. 16-bit / float / DICOM data are mapped
+  to uint8 a block of rows at a time, so a decode never holds a float64 copy of the whole image.
 
-Every failure raises :class:`ImageError` naming the file and the reason.
+The contract: every failure of any decoder (Pillow, pydicom, numpy) raises :class:`ImageError`
+naming the file and the reason; nothing else escapes (``tests/data/test_images_fuzz.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,7 +41,12 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 )
 DICOM_EXTENSIONS: frozenset[str] = frozenset({".dcm", ".dicom"})
 DEFAULT_MAX_PIXELS = 100_000_000
+MIN_PIXEL_CAP = 16_000_000  # a 4000 x 4000 X-ray is always accepted, whatever the model's input
+PIXEL_CAP_SIDE_FACTOR = 20  # an image side up to 20x the model's input side
 CHANNELS = ("auto", "gray", "rgb")
+CHUNK_PIXELS = 1 << 18  # rows are converted to uint8 about 256k pixels (2 MB of float64) at a time
+# Leading bytes of the raster formats Pillow reads here (PNG, JPEG, TIFF x2, BMP, GIF, WebP/RIFF).
+_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM", b"GIF8", b"RIFF")
 
 
 class ImageError(ValueError):
@@ -113,14 +123,50 @@ def _check_channels(channels: str) -> None:
         raise ValueError(f"channels={channels!r} is not valid; choose one of {', '.join(CHANNELS)}")
 
 
+def pixel_cap(input_size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
+    """The largest image (in pixels) worth decoding for a model with ``input_size`` inputs.
+
+    ``(PIXEL_CAP_SIDE_FACTOR * input_size) ** 2``, at least ``MIN_PIXEL_CAP`` and at most ``max_pixels``:
+    224 px -> 20 Mpx, so decode memory follows the model instead of a fixed 100 Mpx.
+
+    >>> pixel_cap(224)
+    20070400
+    """
+    return int(min(max_pixels, max(MIN_PIXEL_CAP, (PIXEL_CAP_SIDE_FACTOR * int(input_size)) ** 2)))
+
+
+def sniff_format(head: bytes, name: str = "") -> str | None:
+    """``"dicom"``, ``"raster"`` (a Pillow format) or None, from the first 132 bytes (then the suffix).
+
+    >>> sniff_format(b"\\xff\\xd8\\xff\\xe0", "scan.dcm")
+    'raster'
+    """
+    if head[128:132] == b"DICM":
+        return "dicom"
+    if head.startswith(_MAGIC):
+        return "raster"
+    if Path(name).suffix.lower() in DICOM_EXTENSIONS:
+        return "dicom"
+    return None
+
+
 def _decode(fh: IO[bytes], name: str, channels: str, max_pixels: int) -> np.ndarray:
     head = fh.read(132)
     fh.seek(0)
-    if Path(name).suffix.lower() in DICOM_EXTENSIONS or head[128:132] == b"DICM":
-        arr = _decode_dicom(fh, name, max_pixels)
-    else:
-        arr = _decode_pil(fh, name, head, max_pixels)
-    return _to_channels(arr, channels)
+    try:
+        if sniff_format(head, name) == "dicom":
+            arr = _decode_dicom(fh, name, max_pixels)
+        else:
+            arr = _decode_pil(fh, name, head, max_pixels)
+        return _to_channels(arr, channels)
+    except ImageError:
+        raise
+    except MemoryError:
+        raise ImageError(name, "not enough memory to decode this image") from None
+    except Exception as exc:  # noqa: BLE001 - the contract: any decoder failure is an ImageError
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        reason = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+        raise ImageError(name, f"damaged or unsupported image data ({reason})") from None
 
 
 def _not_image_reason(head: bytes) -> str:
@@ -173,7 +219,7 @@ def _pil_to_array(im: Any) -> np.ndarray:
     if mode in ("LA", "La", "RGBA", "RGBa"):
         return _composite_on_black(np.asarray(im), premultiplied=mode in ("La", "RGBa"))
     if mode.startswith(("I", "F")):
-        return _minmax_to_uint8(np.asarray(im).astype(np.float64))
+        return _minmax_to_uint8(np.asarray(im))
     return np.asarray(im.convert("RGB"))
 
 
@@ -187,14 +233,47 @@ def _composite_on_black(arr: np.ndarray, premultiplied: bool) -> np.ndarray:
     return out[..., 0] if out.shape[-1] == 1 else out
 
 
-def _minmax_to_uint8(arr: np.ndarray, low: float | None = None, high: float | None = None) -> np.ndarray:
-    """Map ``[low, high]`` (default: the data's min and max) linearly onto 0..255."""
-    lo = float(np.min(arr)) if low is None else low
-    hi = float(np.max(arr)) if high is None else high
-    if not hi > lo:
-        return np.zeros(arr.shape, dtype=np.uint8)
-    scaled = (arr.astype(np.float64) - lo) * 255.0 / (hi - lo)
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+def _minmax_to_uint8(
+    arr: np.ndarray,
+    low: float | None = None,
+    high: float | None = None,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
+    """Map ``[low, high]`` (default: the data's min and max) linearly onto 0..255.
+
+    ``transform`` (e.g. a DICOM modality / VOI LUT) is applied first. Rows go through in blocks of
+    about ``CHUNK_PIXELS``, so the float64 work space is one block, never the whole image.
+    """
+    blocks = _row_blocks(arr)
+    if low is None or high is None:
+        mins, maxs = [], []
+        for block in blocks:
+            part = block if transform is None else transform(block)
+            mins.append(float(np.min(part)))
+            maxs.append(float(np.max(part)))
+        low = min(mins) if low is None else low
+        high = max(maxs) if high is None else high
+    out = np.zeros(arr.shape, dtype=np.uint8)
+    if not high > low:
+        return out
+    start = 0
+    for block in blocks:
+        part = block if transform is None else transform(block)
+        scaled = np.array(part, dtype=np.float64)  # one block-sized work buffer, updated in place
+        scaled -= low
+        scaled *= 255.0
+        scaled /= high - low
+        np.clip(np.rint(scaled, out=scaled), 0, 255, out=scaled)
+        out[start : start + len(block)] = scaled
+        start += len(block)
+    return out
+
+
+def _row_blocks(arr: np.ndarray) -> list[np.ndarray]:
+    """Views of ``arr`` split along its first axis into blocks of about ``CHUNK_PIXELS`` values."""
+    per_row = max(1, int(np.prod(arr.shape[1:])))
+    rows = max(1, CHUNK_PIXELS // per_row)
+    return [arr[i : i + rows] for i in range(0, max(1, arr.shape[0]), rows)] if arr.size else [arr]
 
 
 def _to_channels(arr: np.ndarray, channels: str) -> np.ndarray:
@@ -266,15 +345,20 @@ def _dicom_pixels(ds: Any, name: str) -> np.ndarray:
 def _dicom_gray(arr: np.ndarray, ds: Any, photometric: str) -> np.ndarray:
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-    data = apply_modality_lut(arr, ds)
+    def modality(block: np.ndarray) -> np.ndarray:
+        return apply_modality_lut(block, ds)
+
+    def modality_voi(block: np.ndarray) -> np.ndarray:
+        return apply_voi_lut(apply_modality_lut(block, ds), ds, index=0)
+
     voi_range = _voi_output_range(ds)
     if voi_range is not None:
         try:
-            out = _minmax_to_uint8(apply_voi_lut(data, ds, index=0), *voi_range)
+            out = _minmax_to_uint8(arr, *voi_range, transform=modality_voi)
         except (ValueError, IndexError, TypeError):
-            out = _minmax_to_uint8(data)  # a broken window falls back to the full data range
+            out = _minmax_to_uint8(arr, transform=modality)  # a broken window: the full data range
     else:
-        out = _minmax_to_uint8(data)
+        out = _minmax_to_uint8(arr, transform=modality)
     if photometric == "MONOCHROME1":
         out = 255 - out
     return out

@@ -81,9 +81,19 @@ def require_dir(root: Path, layout: str) -> None:
         raise DatasetError(f"{root}: not a folder (layout {layout} expects a folder)")
 
 
+QUARANTINE_MANIFEST = "medxfer_quarantine.json"  # marks a `check --quarantine` folder: never data
+
+
+def _is_data_dir(entry: os.DirEntry[str]) -> bool:
+    """A sub-folder that may hold data: not hidden, not ``__x``, not a quarantine folder."""
+    if entry.name.startswith((".", "__")) or not entry.is_dir():
+        return False
+    return not os.path.exists(os.path.join(entry.path, QUARANTINE_MANIFEST))
+
+
 def _subdirs(folder: Path) -> list[Path]:
     with os.scandir(folder) as entries:
-        return sorted(Path(e.path) for e in entries if e.is_dir() and not e.name.startswith((".", "__")))
+        return sorted(Path(e.path) for e in entries if _is_data_dir(e))
 
 
 def list_images(folder: Path, recursive: bool = True) -> list[str]:
@@ -96,7 +106,7 @@ def list_images(folder: Path, recursive: bool = True) -> list[str]:
                 if entry.name.startswith("."):
                     continue
                 if entry.is_dir():
-                    if recursive and not entry.name.startswith("__"):
+                    if recursive and _is_data_dir(entry):
                         stack.append(entry.path)
                 elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
                     found.append(entry.path)

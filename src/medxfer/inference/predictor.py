@@ -50,7 +50,14 @@ class Predictor:
         p.labels(probs)                                     # ["pneumonia"]
     """
 
-    def __init__(self, run_dir: str | os.PathLike[str], engine: str = "torch", device: str = "cpu") -> None:
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str],
+        engine: str = "torch",
+        device: str = "cpu",
+        max_pixels: int | None = None,
+    ) -> None:
+        """``max_pixels``: the largest image decoded (default: ``pixel_cap`` of the model input)."""
         from medxfer.runs import read_model_info
 
         if engine not in ENGINES:
@@ -65,14 +72,27 @@ class Predictor:
         self._cam_model: Any = None
         if _is_classical_run(self.run_dir):
             self._load_classical()
-            return
-        self.info: ModelInfo = read_model_info(self.run_dir)
-        if engine == "torch":
-            from medxfer.runs import load_model
-
-            self.model, _ = load_model(self.run_dir, device=device)
         else:
-            self._session = _onnx_session(self.run_dir / ONNX_FILE, self.run_dir)
+            self.info: ModelInfo = read_model_info(self.run_dir)
+            if engine == "torch":
+                from medxfer.runs import load_model
+
+                self.model, _ = load_model(self.run_dir, device=device)
+            else:
+                self._session = _onnx_session(self.run_dir / ONNX_FILE, self.run_dir)
+        self.max_pixels = _pixel_limit(self.info.input_size, max_pixels)
+
+    def read(self, path: str | os.PathLike[str]) -> np.ndarray:
+        """Decode one file for this model (``read_image`` with this model's pixel cap)."""
+        from medxfer.data.images import read_image
+
+        return read_image(path, max_pixels=self.max_pixels)
+
+    def read_bytes(self, data: bytes, name: str) -> np.ndarray:
+        """Decode one upload for this model (``read_image_bytes`` with this model's pixel cap)."""
+        from medxfer.data.images import read_image_bytes
+
+        return read_image_bytes(data, name, max_pixels=self.max_pixels)
 
     def _load_classical(self) -> None:
         """A ``medxfer classical`` folder: frozen network embedding -> the saved scikit-learn pipeline."""
@@ -189,6 +209,16 @@ class Predictor:
                 pipe, n_classes = self._classical
                 return full_proba(pipe, self.model.embed(x.to(self.device)).float().cpu().numpy(), n_classes)
             return self.model.predict_proba(x.to(self.device)).double().cpu().numpy()
+
+
+def _pixel_limit(input_size: int, given: int | None) -> int:
+    from medxfer.data.images import pixel_cap
+
+    if given is None:
+        return pixel_cap(input_size)
+    if given < 1:
+        raise PredictorError(f"max_pixels must be a positive number of pixels, got {given}")
+    return int(given)
 
 
 def _is_classical_run(run_dir: Path) -> bool:
@@ -338,7 +368,7 @@ def predict_files(
     ``progress(n)`` is called with the number of files done in each batch. With ``cam_dir`` a Grad-CAM
     overlay PNG per image is written there (``<stem>_cam.png``, numbered if stems repeat).
     """
-    from medxfer.data.images import ImageError, read_image
+    from medxfer.data.images import ImageError
 
     table = PredictionTable(predictor.class_names)
     threshold = "" if predictor.threshold is None else f"{predictor.threshold:.6g}"
@@ -350,10 +380,10 @@ def predict_files(
             row: dict[str, Any] = {"path": path, "label": "", "threshold": threshold, "error": ""}
             row.update({f"prob_{c}": "" for c in predictor.class_names})
             try:
-                images.append(read_image(path))
+                images.append(predictor.read(path))
                 rows.append(row)
-            except (ImageError, OSError, ValueError) as exc:
-                row["error"] = str(exc) if isinstance(exc, ImageError) else f"{path}: {exc}"
+            except ImageError as exc:  # the decoder contract: every bad file is an ImageError
+                row["error"] = str(exc)
                 if on_error:
                     on_error(row["error"])
             table.rows.append(row)

@@ -11,8 +11,10 @@ Endpoints (OpenAPI docs at ``/docs``):
 Errors are JSON ``{"detail": "..."}`` a person can read: 413 over the size limit (checked from
 ``Content-Length`` and while reading), 415 for something that is not an image, 400 for a damaged
 image or a malformed request, 401 without the bearer token (when one is set: then *every* ``/api``
-route, health included, needs ``Authorization: Bearer <token>``), 503 when the bounded queue is full.
-No stack trace ever reaches the client.
+route, health included, needs ``Authorization: Bearer <token>``), 403 for a cross-origin browser post,
+400 for a ``Host`` not in ``allowed_hosts`` (DNS rebinding), 503 with ``Retry-After`` when the bounded
+queue is full. No stack trace ever reaches the client. The OpenAPI document lists exactly these
+(``serve/openapi.py``); ``/docs`` (Swagger UI) and ``/redoc`` are served from installed files, offline.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 
-from medxfer.serve.limits import BodySizeLimit, BodyTooLarge, InferencePool, PoolFull
+from medxfer.serve.limits import BodySizeLimit, BodyTooLarge, HostOriginGuard, InferencePool, PoolFull
 
 if TYPE_CHECKING:
     from medxfer.inference.predictor import Predictor
@@ -37,11 +39,9 @@ STATIC_DIR = Path(__file__).parent / "static"
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 TOKEN_ENV = "MEDXFER_TOKEN"
 MULTIPART_SLACK = 64 * 1024  # multipart headers and boundaries around the file
+RETRY_AFTER_S = 2  # what a 503 tells the client to wait
 log = logging.getLogger("medxfer.serve")
 
-# Leading bytes of the formats read_image understands: a mismatch means "not an image" (415),
-# a match that fails to decode means "damaged image" (400).
-_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM", b"GIF8", b"RIFF")
 
 _PREDICT_BODY = {
     "requestBody": {
@@ -62,15 +62,21 @@ _PREDICT_BODY = {
 class ApiError(Exception):
     """An error with an HTTP status and a message meant for a person."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.headers = headers
 
 
-def looks_like_image(data: bytes) -> bool:
-    """True when ``data`` starts like PNG, JPEG, TIFF, BMP, GIF or DICOM (``DICM`` at byte 128)."""
-    return data.startswith(_MAGIC) or data[128:132] == b"DICM"
+def looks_like_image(data: bytes, name: str = "") -> bool:
+    """True when ``data`` looks like PNG, JPEG, TIFF, BMP, GIF, WebP or DICOM (bad decode: 400, else 415).
+
+    A ``.dcm`` name counts as DICOM (a damaged DICOM may have lost its ``DICM`` marker).
+    """
+    from medxfer.data.images import sniff_format
+
+    return sniff_format(data[:132], name) is not None
 
 
 def model_summary(predictor: Predictor) -> dict[str, Any]:
@@ -97,10 +103,14 @@ def create_app(
     workers: int = 2,
     queue: int = 32,
     engine: str = "torch",
+    allowed_hosts: list[str] | None = None,
+    max_pixels: int | None = None,
 ) -> FastAPI:
     """Build the app for one run folder; the model is loaded once, here.
 
     ``token`` (env ``MEDXFER_TOKEN`` when None; ``""`` = no token) protects every ``/api`` route.
+    ``allowed_hosts``: names the ``Host`` header may carry (None: any; ``medxfer serve`` passes the
+    loopback names when bound to loopback). ``max_pixels``: decode cap (default: follows the model input).
     ``workers`` threads run inference; ``queue`` more requests may wait; beyond that 503.
     Memory is bounded by about ``(workers + queue) * max_bytes`` of uploads plus one decoded image per worker.
 
@@ -108,9 +118,14 @@ def create_app(
 
         uvicorn.run(create_app("runs/kermany", token="s3cret"), host="127.0.0.1", port=8000)
     """
-    from medxfer.inference.predictor import Predictor
+    from fastapi_offline import FastAPIOffline
 
-    predictor = Predictor(run_dir, engine=engine)
+    from medxfer.inference.predictor import Predictor
+    from medxfer.serve.openapi import build_openapi
+
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes must be a positive number of bytes, got {max_bytes}")
+    predictor = Predictor(run_dir, engine=engine, max_pixels=max_pixels)
     # None -> the environment decides; "" -> explicitly no token.
     token = (token if token is not None else os.environ.get(TOKEN_ENV)) or None
     pool = InferencePool(workers=workers, queue=queue)
@@ -120,7 +135,7 @@ def create_app(
         yield
         pool.shutdown()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # Swagger UI and ReDoc from the installed package, no CDN
         lifespan=lifespan,
         title="medxfer",
         description="Research use only — not for diagnosis. Predictions of one trained medxfer run.",
@@ -133,6 +148,8 @@ def create_app(
     _add_api(app, predictor, pool, token, max_bytes)
     _add_page(app)
     app.add_middleware(BodySizeLimit, max_body=max_bytes + MULTIPART_SLACK, limit_text=_mb(max_bytes))
+    app.add_middleware(HostOriginGuard, allowed_hosts=list(allowed_hosts or ["*"]))
+    app.openapi = lambda: build_openapi(app, token_required=token is not None)  # type: ignore[method-assign]
     return app
 
 
@@ -146,7 +163,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     async def api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else exc.headers
         return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -193,7 +210,7 @@ def _add_api(
         try:
             pool.acquire()
         except PoolFull as exc:
-            raise ApiError(503, str(exc)) from exc
+            raise ApiError(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_S)}) from exc
         try:
             name, data = await _read_upload(request, max_bytes)
             return await pool.run(_predict_one, predictor, name, data, cam, image)
@@ -230,13 +247,13 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[str, bytes]:
 
 def _predict_one(predictor: Predictor, name: str, data: bytes, cam: bool, image: bool) -> dict[str, Any]:
     """Decode, predict and (optionally) explain one upload; runs on a worker thread."""
-    from medxfer.data.images import ImageError, read_image_bytes
+    from medxfer.data.images import ImageError
     from medxfer.inference.predictor import PredictorError, overlay_png, png_bytes
 
     try:
-        img = read_image_bytes(data, name)
+        img = predictor.read_bytes(data, name)
     except ImageError as exc:
-        if looks_like_image(data):
+        if looks_like_image(data, name):
             raise ApiError(400, f"{name}: damaged or unsupported image ({exc.reason})") from exc
         raise ApiError(
             415, f"{name}: not an image this server reads (PNG, JPEG, TIFF, BMP, WebP or DICOM)"

@@ -127,3 +127,56 @@ class InferencePool:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _host_name(value: str) -> str:
+    """``"Example.org:8000"`` -> ``"example.org"``; ``"[::1]:80"`` -> ``"::1"``."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class HostOriginGuard:
+    """ASGI middleware against DNS rebinding and cross-site posts (JSON errors).
+
+    - ``Host`` must name one of ``allowed_hosts`` (``"*"`` allows any): a rebinding page's requests
+      carry its own domain, so they get 400 even though they reach a loopback socket.
+    - A state-changing request (anything but GET / HEAD / OPTIONS) with an ``Origin`` header must come
+      from the same origin as its ``Host``; a form on another site gets 403.
+    """
+
+    def __init__(self, app: Callable[..., Awaitable[None]], allowed_hosts: list[str]) -> None:
+        self.app = app
+        self.allowed = {h.lower().strip("[]") for h in allowed_hosts}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers") or []}
+        host = headers.get("host", "")
+        if "*" not in self.allowed and _host_name(host) not in self.allowed:
+            allowed = ", ".join(sorted(self.allowed))
+            detail = f"Host header {host!r} is not served here (allowed: {allowed}; see --allowed-host)"
+            await send_json(send, 400, detail)
+            return
+        origin = headers.get("origin")
+        if scope.get("method") not in ("GET", "HEAD", "OPTIONS") and origin is not None:
+            if origin.split("://", 1)[-1].rstrip("/").lower() != host.lower():
+                await send_json(send, 403, f"cross-origin request from {origin!r} refused")
+                return
+        await self.app(scope, receive, send)
+
+
+async def send_json(
+    send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """Send a complete JSON ``{"detail": ...}`` response from ASGI middleware."""
+    body = json.dumps({"detail": detail}).encode()
+    start_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": start_headers + (headers or [])})
+    await send({"type": "http.response.body", "body": body})
