@@ -40,6 +40,7 @@ class ModelInfoSchema(BaseModel):
     output: Literal["softmax", "sigmoid"] = "softmax"
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     threshold_method: str = "default"
+    temperature: float = Field(1.0, gt=0.0, le=1000.0, allow_inf_nan=False)  # local calibration
     mask_boxes: list[tuple[float, float, float, float]] = Field(default_factory=list, max_length=64)
     resize: Literal[RESIZE_MODES] = "squash"  # type: ignore[valid-type]
     metrics: dict[str, Any] = Field(default_factory=dict)
