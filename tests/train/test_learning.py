@@ -94,16 +94,18 @@ def test_default_backbone_learns_real_xrays(learned) -> None:
 def test_head_stage_keeps_backbone_and_finetune_changes_only_unfrozen_blocks(learned, packaged) -> None:
     run, head_end = learned
     after_head = model_from_ckpt(head_end)
-    for (key, a), b in zip(packaged.backbone.state_dict().items(), after_head.backbone.state_dict().values()):
+    for (key, a), b in zip(
+        packaged.backbone.state_dict().items(), after_head.backbone.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b), f"head-only stage changed backbone tensor {key}"
     tuned = model_from_ckpt(run / "checkpoints" / "last.ckpt")
     blocks, ref = tuned.blocks(), packaged.blocks()
     for i, (t, r) in enumerate(zip(blocks, ref, strict=True)):
         if i < len(blocks) - UNFROZEN:  # frozen: parameters and BatchNorm statistics bit-identical
-            for (key, a), b in zip(r.state_dict().items(), t.state_dict().values()):
+            for (key, a), b in zip(r.state_dict().items(), t.state_dict().values(), strict=True):
                 assert torch.equal(a, b), f"frozen block {i} changed: {key}"
         else:  # trained: every parameter moved
-            for (key, a), b in zip(r.named_parameters(), t.parameters()):
+            for (key, a), b in zip(r.named_parameters(), t.parameters(), strict=True):
                 assert not torch.equal(a, b), f"unfrozen block {i} kept {key}"
 
 
