@@ -159,3 +159,46 @@ def test_classical_command(tmp_path):
     ]
     r = CliRunner().invoke(app, bad)
     assert r.exit_code == 2 and "logreg" in r.output
+
+
+def synth3(n=180, d=8, seed=0):
+    """Three classes, each shifted along its own feature; two images per patient."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(rng.integers(0, 3, n // 2), 2)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    x[np.arange(n), y] += 2.5
+    cols = {
+        "path": np.array([f"/x/{i}.png" for i in range(n)]),
+        "label_name": np.array(["a", "b", "c"])[y],
+        "patient_id": np.array([f"p{i // 2}" for i in range(n)]),
+        "split": np.where((np.arange(n) // 2) % 5 == 0, "val", "train"),
+        "source": np.full(n, "s"),
+    }
+    return FeatureSet(x, y, ["a", "b", "c"], cols, {"backbone": "synthetic"})
+
+
+def test_three_class_svm_gets_a_cv_auc():
+    """SVC has no predict_proba during the search: its CV AUC comes from decision_function (was NaN)."""
+    r = fit_classifier(synth3(), "svm", folds=2, seed=0)
+    assert np.isfinite(r.cv_score) and r.cv_score > 0.85
+    assert r.metrics["val"]["roc_auc"] > 0.85
+
+
+def test_cv_auc_is_the_evaluation_auc():
+    """For an estimator with probabilities the scorer is the macro one-vs-rest AUC of evaluation."""
+    from sklearn.linear_model import LogisticRegression
+
+    from medxfer.classical import auc_scorer
+    from medxfer.evaluate.metrics import roc_auc
+
+    fs = synth3()
+    clf = LogisticRegression(max_iter=500).fit(fs.features[:120], fs.labels[:120])
+    x, y = fs.features[120:], fs.labels[120:]
+    assert auc_scorer(clf, x, y) == pytest.approx(roc_auc(y, clf.predict_proba(x)), abs=1e-12)
+    # a class the fold's model never saw gets a constant column, not a shifted one
+    two = LogisticRegression(max_iter=500).fit(fs.features[fs.labels < 2], fs.labels[fs.labels < 2])
+    from medxfer.evaluate.metrics import roc_auc_binary
+
+    p2 = two.predict_proba(x)
+    expected = np.mean([roc_auc_binary(y == 0, p2[:, 0]), roc_auc_binary(y == 1, p2[:, 1]), 0.5])
+    assert auc_scorer(two, x, y) == pytest.approx(expected, abs=1e-12)

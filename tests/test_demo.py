@@ -49,7 +49,11 @@ def test_demo_end_to_end_on_real_xrays(shared_data: Path, tmp_path: Path, browse
     for step in ("[1/4] check", "[2/4] split", "[3/4] train", "[4/4] evaluate"):
         assert step in proc.stdout
     summary = json.loads((out / "demo_summary.json").read_text())
-    assert summary["n_images"] >= 8 and 0.0 <= summary["metrics"]["roc_auc"] <= 1.0
+    assert summary["n_images"] >= 8
+    # Measured: test AUC 1.0 (13 images), val AUC 0.97 (12 images); random backbone weights give about
+    # 0.65 on Kermany and shuffled labels 0.5: a broken pipeline cannot pass both floors.
+    assert summary["metrics"]["roc_auc"] >= 0.85, summary["metrics"]
+    assert summary["val_metrics"]["val_auc"] >= 0.85, summary["val_metrics"]
     model = json.loads((out / "model.json").read_text())
     assert model["threshold_method"] == "youden" and model["class_names"] == ["normal", "pneumonia"]
     assert json.loads((out / "check.json").read_text())["counts"]

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +51,23 @@ def synth_features(n=120, d=8, seed=0):
     return FeatureSet(x, y, ["a", "b"], cols, {"backbone": "synthetic"})
 
 
-def _files(tmp_path: Path) -> tuple[Path, Path]:
+# Runs `medxfer ARGS` after the heavy imports, once the file argv[2] exists (it touches argv[1] first).
+BARRIER = """
+import pathlib, sys, time
+import optuna, sklearn, torch
+from medxfer.cli import app
+ready, go = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+ready.touch()
+while not go.exists():
+    time.sleep(0.005)
+sys.argv = ["medxfer", *sys.argv[3:]]
+app()
+"""
+
+
+def _files(tmp_path: Path, n: int = 120) -> tuple[Path, Path]:
     feats, space = tmp_path / "f.npz", tmp_path / "space.yaml"
-    save_features(synth_features(), feats)
+    save_features(synth_features(n=n), feats)
     space.write_text(yaml.safe_dump(TINY_SPACE))
     return feats, space
 
@@ -121,7 +136,7 @@ def test_surplus_rule_counts_finished_and_earlier_running():
 
 
 def test_two_processes_end_with_exact_count_then_resume(tmp_path):
-    feats, space = _files(tmp_path)
+    feats, space = _files(tmp_path, n=4000)  # trials of ~0.1 s: one process cannot take all 9 at once
     url = f"sqlite:///{tmp_path / 'tune.db'}"
     cmd = [
         sys.executable,
@@ -136,17 +151,28 @@ def test_two_processes_end_with_exact_count_then_resume(tmp_path):
     ]
     cmd += ["--storage", url, "--study", "s", "--trials", "9", "--out", str(tmp_path / "out")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    go = tmp_path / "go"
     procs = [
         subprocess.Popen(
-            [*cmd, "--seed", str(i)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            [sys.executable, "-c", BARRIER, str(tmp_path / f"ready{i}"), str(go), *cmd[3:], "--seed", str(i)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         for i in range(2)
     ]
+    deadline = time.time() + 300
+    while not all((tmp_path / f"ready{i}").exists() for i in range(2)) and time.time() < deadline:
+        time.sleep(0.02)
+    go.touch()  # both processes have their imports done: they start asking for trials together
     outputs = [p.communicate(timeout=400)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     ran = [re.search(r"ran (\d+) complete, (\d+) pruned", out) for out in outputs]
     assert all(ran), outputs
-    assert sum(int(m.group(1)) + int(m.group(2)) for m in ran) == 9  # none counted twice, none lost
+    per_process = [int(m.group(1)) + int(m.group(2)) for m in ran]
+    assert sum(per_process) == 9  # none counted twice, none lost
+    assert min(per_process) >= 1, per_process  # both processes really shared the study
     finished = _finished(url, "s")
     assert len(finished) == 9
     assert len({t.number for t in finished}) == 9
@@ -217,3 +243,66 @@ def test_full_objective_prunes_through_train_run_callback(tmp_path, monkeypatch)
     assert epochs_seen.count(5) == 3  # only the good trials reach the last epoch
     assert study.trials[3].user_attrs["epochs_run"] < 6
     assert study.trials[0].user_attrs["run_dir"] == str(tmp_path / "trials" / "0")
+
+
+def _shapes_dataset(root: Path, per_class: int = 16, size: int = 32) -> Path:
+    """root/{square,plain}/p<ID>_<n>.png: a bright square or none on noise, two images per patient."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ("plain", "square"):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            img = rng.integers(0, 60, (size, size)).astype(np.uint8)
+            if name == "square":
+                x, y = rng.integers(4, size - 12, 2)
+                img[y : y + 8, x : x + 8] = 230
+            Image.fromarray(img).save(root / name / f"{name}{i // 2}_{i % 2}.png")
+    return root
+
+
+def _tiny_train_config(data: Path) -> TrainConfig:
+    from medxfer.config import from_dict
+
+    return from_dict(
+        {
+            "data": {"specs": [f"folder:{data}"], "val": 0.25, "seed": 0},
+            "model": {"backbone": "custom_cnn", "weights": "none", "input_size": 32},
+            "train": {"batch_size": 8, "augment": "none", "threads": 1},
+            "stages": [
+                {"name": "head", "epochs": 1, "trainable": "head", "lr": 1e-2},
+                {"name": "ft", "epochs": 1, "trainable": "all", "lr": 3e-3},
+            ],
+        }
+    )
+
+
+def test_full_objective_trains_through_lightning_and_prunes_for_real(tmp_path, monkeypatch):
+    """Real FullObjective trials (no fake train_run): one completes with the run's own metric and
+    per-epoch reports; one is pruned from inside Lightning after its first epoch."""
+    import csv
+    import json
+
+    monkeypatch.setenv("MEDXFER_CACHE", str(tmp_path / "cache"))
+    cfg = _tiny_train_config(_shapes_dataset(tmp_path / "data"))
+    space = [Dimension("stages.0.lr", "categorical", choices=[1e-2])]
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
+    counts = run_trials(study, FullObjective(cfg, space, tmp_path / "a"), 1, log=lambda s: None)
+    assert counts == {"complete": 1, "pruned": 0, "fail": 0}
+    trial = study.trials[0]
+    run = Path(trial.user_attrs["run_dir"])
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [trial.intermediate_values[e] for e in range(2)] == pytest.approx(
+        [float(r["val_auc"]) for r in rows]
+    )
+    assert trial.value == pytest.approx(json.loads((run / "train_summary.json").read_text())["best_metric"])
+    assert trial.user_attrs["epochs_run"] == 2 and (run / "model.safetensors").is_file()
+
+    never_good_enough = optuna.pruners.ThresholdPruner(lower=2.0)  # every AUC is below: prune at once
+    study = optuna.create_study(direction="maximize", pruner=never_good_enough)
+    counts = run_trials(study, FullObjective(cfg, space, tmp_path / "b"), 1, log=lambda s: None)
+    assert counts == {"complete": 0, "pruned": 1, "fail": 0}
+    pruned = study.trials[0]
+    assert pruned.state == TrialState.PRUNED and pruned.user_attrs["epochs_run"] == 1
+    run = Path(pruned.user_attrs["run_dir"])
+    assert len(list(csv.DictReader((run / "metrics.csv").open()))) == 1 and not (run / "model.json").exists()

@@ -98,3 +98,23 @@ def test_limit_train_caps_each_class_and_keeps_columns() -> None:
     assert set(rows["split"]) == {"train"} and list(rows.columns) == list(df.columns)
     assert rows["path"].tolist() == sorted(rows["path"])
     assert rows.equals(limit_train(ImageTable(["a", "b"], df), 3, seed=0))
+
+
+def test_train_modes_follow_the_stage_not_the_previous_one() -> None:
+    """Frozen layers run in eval mode (BatchNorm statistics kept); a later stage that trains them
+    puts them back in train mode (a head stage's eval backbone used to leak into fine-tuning)."""
+    from medxfer.train.stages import set_train_modes
+
+    model = build_model("custom_cnn", num_classes=2)
+    blocks = model.blocks()
+    apply_trainable(model, StageConfig(trainable="head"))
+    set_train_modes(model)
+    assert model.head.training and not any(m.training for m in model.backbone.modules())
+    model.eval()  # what Lightning leaves after validation
+    apply_trainable(model, StageConfig(trainable="last:1"))
+    set_train_modes(model)
+    assert all(m.training for m in blocks[-1].modules()) and model.head.training
+    assert not any(m.training for b in blocks[:-1] for m in b.modules())
+    apply_trainable(model, StageConfig(trainable="all"))
+    set_train_modes(model)
+    assert all(m.training for m in model.modules())

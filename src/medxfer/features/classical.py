@@ -151,19 +151,40 @@ def make_pipeline(name: str, pca: int | None, seed: int, n_features: int) -> Any
     return Pipeline(steps)
 
 
+def auc_scorer(estimator: Any, x: np.ndarray, y: np.ndarray) -> float:
+    """CV scorer: medxfer's ROC AUC (binary: class 1; more classes: macro one-vs-rest) of
+    ``predict_proba``, or of ``decision_function`` for estimators without probabilities (SVC):
+    AUC needs only a ranking per class. scikit-learn's ``roc_auc_ovr`` asks every estimator for
+    ``predict_proba``, so a multi-class SVM scored NaN. Classes absent from the fold's training
+    rows get a constant score."""
+    from medxfer.evaluate.metrics import roc_auc
+
+    if hasattr(estimator, "predict_proba"):
+        scores = estimator.predict_proba(x)
+    else:
+        scores = estimator.decision_function(x)
+        if scores.ndim == 1:  # binary: the positive class's margin
+            scores = np.stack([-scores, scores], axis=1)
+    known = np.asarray(estimator.classes_, dtype=int)
+    full = np.zeros((len(x), max(int(np.max(y)), int(known.max())) + 1))
+    full[:, known] = scores
+    return roc_auc(y, full)
+
+
 def _search(name: str, pipe: Any, x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int, seed: int):
     from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, StratifiedGroupKFold
 
     spec = CLASSIFIERS[name]
     grid = {f"clf__{k}": v for k, v in spec.grid.items()}
-    scoring = "roc_auc" if len(np.unique(y)) == 2 else "roc_auc_ovr"
     n_groups = len(np.unique(groups))
     cv = StratifiedGroupKFold(n_splits=max(2, min(folds, n_groups)), shuffle=True, random_state=seed)
     size = int(np.prod([len(v) for v in grid.values()]))
     if spec.n_iter and spec.n_iter < size:
-        search = RandomizedSearchCV(pipe, grid, n_iter=spec.n_iter, scoring=scoring, cv=cv, random_state=seed)
+        search = RandomizedSearchCV(
+            pipe, grid, n_iter=spec.n_iter, scoring=auc_scorer, cv=cv, random_state=seed
+        )
     else:
-        search = GridSearchCV(pipe, grid, scoring=scoring, cv=cv, refit=False)
+        search = GridSearchCV(pipe, grid, scoring=auc_scorer, cv=cv, refit=False)
     search.fit(x, y, groups=groups)
     return float(search.best_score_), {k[5:]: v for k, v in search.best_params_.items()}
 

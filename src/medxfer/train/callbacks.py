@@ -115,3 +115,25 @@ class EpochHook(Callback):
             k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1
         }
         self.fn(trainer.current_epoch, metrics)
+
+
+class ResumeReport(Callback):
+    """Says what a resumed run restored: the checkpoint, the epochs it holds, where training goes on."""
+
+    def __init__(self, path: Path, stages: list[StageConfig]):
+        self.path, self.stages = Path(path), stages
+        self.done: int | None = None
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self.done = int(checkpoint.get("epoch", -1)) + 1
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch
+        pos = stage_at_epoch(self.stages, epoch)
+        trainer.print(
+            f"resumed from {self.path}: {self.done} epoch(s) done; continuing at epoch {epoch + 1}/"
+            f"{trainer.max_epochs}, stage {pos.index + 1} '{pos.stage.name}' "
+            f"(epoch {pos.epoch_in_stage + 1}/{pos.stage.epochs} of the stage)"
+        )

@@ -129,7 +129,10 @@ class Setup:
 
 
 def setup(cfg: TrainConfig, table, resume: bool = False, progress: bool = True) -> Setup:  # noqa: ANN001
-    """Seed, resolve channels and preprocessing, build the model (+ weights), decode images once."""
+    """Seed, resolve channels and preprocessing, build the model (+ weights), decode images once.
+
+    ``resume=True`` means a checkpoint will be restored: the configured weights are not loaded.
+    """
     import lightning as L
 
     from medxfer.data.resolve import resolve_channels
@@ -172,11 +175,18 @@ def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=
     """Build everything, run ``Trainer.fit`` over all stages, and write the model and its summary."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from medxfer.train.callbacks import EpochHook, History, LastStageEarlyStopping
+    from medxfer.train.callbacks import EpochHook, History, LastStageEarlyStopping, ResumeReport
     from medxfer.train.module import StageCallback
     from medxfer.train.pieces import TrainResult
 
-    s = setup(cfg, table, resume, progress)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    restore = resume and last.exists()
+    if resume and not restore:
+        print(
+            f"resume: no checkpoint in {last.parent} yet; "
+            f"starting again from the configured weights ({cfg.model.weights})"
+        )
+    s = setup(cfg, table, restore, progress)  # without a checkpoint a resumed run starts like a fresh one
     _resolve_auto_lr(cfg, s.data, s.module, run_dir)
     monitor, mode = cfg.train.monitor, direction(cfg.train.monitor)[:3]  # "min" / "max"
     best_ckpt = ModelCheckpoint(
@@ -184,11 +194,18 @@ def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=
         filename="best",
         monitor=monitor,
         mode=mode,
-        save_last=True,
         enable_version_counter=False,
     )
+    # Every epoch, after best.ckpt (so it holds the best callback's new state). Lightning's own
+    # save_last writes last.ckpt only when a top-k checkpoint was saved: a run killed after epochs
+    # without improvement would resume from the last improvement instead of the last epoch.
+    last_ckpt = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints", filename="last", monitor=None, enable_version_counter=False
+    )
     history = History(run_dir, cfg.stages)
-    callbacks: list = [StageCallback(cfg, _steps_per_epoch(cfg, s.n_train)), history, best_ckpt]
+    callbacks: list = [StageCallback(cfg, _steps_per_epoch(cfg, s.n_train)), history, best_ckpt, last_ckpt]
+    if restore:
+        callbacks.append(ResumeReport(last, cfg.stages))
     if cfg.train.early_stopping_patience:
         callbacks.append(
             LastStageEarlyStopping(
@@ -198,9 +215,8 @@ def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=
     if epoch_callback is not None:
         callbacks.append(EpochHook(epoch_callback))
     trainer = _trainer(cfg, run_dir, callbacks, progress)
-    last = run_dir / "checkpoints" / "last.ckpt"
     t0 = time.perf_counter()
-    trainer.fit(s.module, datamodule=s.data, ckpt_path=str(last) if resume and last.exists() else None)
+    trainer.fit(s.module, datamodule=s.data, ckpt_path=str(last) if restore else None)
     elapsed = time.perf_counter() - t0
     if not trainer.is_global_zero:
         return TrainResult(run_dir, float("nan"))

@@ -19,27 +19,19 @@ from medxfer.train.stages import (
     param_groups,
     schedule_factor,
     set_lrs,
+    set_train_modes,
     stage_at_epoch,
 )
 
 
 def epoch_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro F1 and (macro one-vs-rest) ROC AUC of one epoch's predictions."""
-    from sklearn.metrics import f1_score, roc_auc_score
+    """Accuracy, macro F1 and ROC AUC of one epoch's predictions, by :mod:`medxfer.evaluate.metrics`
+    (the functions ``medxfer evaluate`` uses, so training's val numbers are evaluation's)."""
+    from medxfer.evaluate.metrics import accuracy, confusion_matrix, f1_scores, predict, roc_auc
 
-    pred = proba.argmax(1)
-    out = {"acc": float((pred == y).mean()), "f1": float(f1_score(y, pred, average="macro", zero_division=0))}
-    present = np.unique(y)
-    try:
-        if proba.shape[1] == 2:
-            out["auc"] = float(roc_auc_score(y, proba[:, 1])) if len(present) == 2 else float("nan")
-        else:
-            out["auc"] = float(
-                roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=np.arange(proba.shape[1]))
-            )
-    except ValueError:
-        out["auc"] = float("nan")
-    return out
+    pred = predict(proba)
+    macro_f1, _ = f1_scores(confusion_matrix(y, pred, proba.shape[1]))
+    return {"acc": accuracy(y, pred), "f1": macro_f1, "auc": roc_auc(y, proba)}
 
 
 class ClassifierModule(L.LightningModule):
@@ -119,14 +111,13 @@ class StageCallback(Callback):
     def __init__(self, cfg: TrainConfig, steps_per_epoch: int):
         self.cfg = cfg
         self.steps_per_epoch = steps_per_epoch  # optimizer steps per epoch (the LR schedule's unit)
-        self.frozen = False
 
     def _position(self, trainer: L.Trainer):  # noqa: ANN202
         return stage_at_epoch(self.cfg.stages, trainer.current_epoch)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: ClassifierModule) -> None:
         pos = self._position(trainer)
-        self.frozen = apply_trainable(pl_module.model, pos.stage)
+        apply_trainable(pl_module.model, pos.stage)
         if pos.epoch_in_stage == 0:
             trainer.print(
                 f"stage {pos.index + 1}/{len(self.cfg.stages)} '{pos.stage.name}': "
@@ -136,8 +127,7 @@ class StageCallback(Callback):
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: ClassifierModule, batch, batch_idx: int
     ) -> None:  # noqa: ANN001
-        if self.frozen:  # frozen backbone: BatchNorm statistics stay those of the pretrained weights
-            pl_module.model.backbone.eval()
+        set_train_modes(pl_module.model)
         pos = self._position(trainer)
         per_epoch = self.steps_per_epoch
         step = pos.epoch_in_stage * per_epoch + batch_idx

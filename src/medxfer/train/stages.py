@@ -98,6 +98,27 @@ def apply_trainable(model: nn.Module, stage: StageConfig) -> bool:
     return k == 0
 
 
+def set_train_modes(model: nn.Module) -> None:
+    """Train mode for what learns, eval mode for every backbone layer whose own parameters are all
+    frozen: BatchNorm statistics (and dropout) of frozen layers stay those of the weights they came
+    with, so a stage leaves the blocks it does not train bit-identical. Call it before each training
+    step: modes are set from ``requires_grad`` every time, never inherited from an earlier stage
+    (Lightning restores the pre-validation modes, which would carry a head stage's frozen
+    backbone into fine-tuning — and a resumed run would then differ from an uninterrupted one)."""
+    model.train()
+    if not any(p.requires_grad for p in model.backbone.parameters()):
+        model.backbone.eval()
+        return
+    for block in model.blocks():  # frozen blocks whole (their dropout too)
+        params = list(block.parameters())
+        if params and not any(p.requires_grad for p in params):
+            block.eval()
+    for m in model.backbone.modules():  # frozen layers outside the listed blocks (e.g. a stem)
+        own = list(m.parameters(recurse=False))
+        if own and not any(p.requires_grad for p in own):
+            m.eval()
+
+
 def schedule_factor(kind: str, step: int, total: int, warmup_fraction: float = 0.1) -> float:
     """Multiplier of the base LR at ``step`` of ``total``: onecycle (warm-up + cosine), cosine, constant."""
     if kind == "constant" or total <= 1:
