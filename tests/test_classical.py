@@ -188,8 +188,8 @@ def test_cv_auc_is_the_evaluation_auc():
     """For an estimator with probabilities the scorer is the macro one-vs-rest AUC of evaluation."""
     from sklearn.linear_model import LogisticRegression
 
-    from medxfer.classical import auc_scorer
     from medxfer.evaluate.metrics import roc_auc
+    from medxfer.features.classical import auc_scorer
 
     fs = synth3()
     clf = LogisticRegression(max_iter=500).fit(fs.features[:120], fs.labels[:120])

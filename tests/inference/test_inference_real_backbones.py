@@ -15,9 +15,9 @@ import torch
 from inference_helpers import CLASSES
 
 from medxfer.data.images import read_image
-from medxfer.export import export_run
+from medxfer.inference.export import export_run
+from medxfer.inference.predictor import Predictor
 from medxfer.models.backbones import build_model, get_spec
-from medxfer.predict import Predictor
 from medxfer.runs import ModelInfo, save_model
 
 MODELS = {  # run name -> (backbone, output)
