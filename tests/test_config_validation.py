@@ -56,7 +56,7 @@ def test_recipes_by_name_and_the_shared_data_variable(
     assert find_recipe("covid-3class").name == "covid-3class.yaml"
     assert find_recipe("demo").parent.name == "configs"
     with pytest.raises(ConfigError, match="recipe: .*kermany-binary"):
-        find_recipe("no-such-recipe")
+        load_config("no-such-recipe")
     monkeypatch.delenv("MEDXFER_SHARED_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=r"\$MEDXFER_SHARED_DATA is not set"):

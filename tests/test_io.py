@@ -40,6 +40,10 @@ def test_shared_data_default_does_not_touch_the_environment(
     assert (
         expand_vars("${MEDXFER_SHARED_DATA}/k:$I12_OTHER:${I12_UNSET}") == "../shared/data/k:/o:${I12_UNSET}"
     )
+    (tmp_path / "shared" / "data" / "kermany").mkdir(parents=True)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)  # ../shared/data is the default, relative to the working directory
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("data:\n  specs: ['kermany:${MEDXFER_SHARED_DATA}/kermany']\n")
     cfg = load_config(cfg_file)

@@ -40,7 +40,7 @@ def test_fast_tune_on_colon_recipe_keeps_duplicate_groups_on_one_side(
         "model.input_size=32",
     ]
     cfg = load_config(repo_root / "configs" / "colon.yaml", overrides)
-    assert cfg.data.group_duplicates  # the recipe's own rule is what is tested
+    assert cfg.data.duplicates == "group"  # the recipe's own rule is what is tested
     fs = fast_features(cfg, None, log=lambda _: None)
     split_of = dict(zip(fs.columns["path"], fs.splits, strict=True))
     assert len(split_of) == 48 and set(split_of.values()) == {"train", "val"}

@@ -168,13 +168,14 @@ def train(
 
         run = medxfer.train("configs/kermany-binary.yaml", out="runs/kb", train__batch_size=16)
     """
-    from medxfer.train.runner import _is_ddp_child, train_run
+    from medxfer.train.pieces import is_ddp_child
+    from medxfer.train.runner import train_run
 
     if out is None:
         raise ValueError("train: give out='runs/NAME' (the run folder to create or resume)")
     cfg = None if resume else make_config(config, **overrides)
     result = train_run(cfg, out, resume=resume, overwrite=overwrite, progress=progress)
-    run = Run(result.run_dir, _check=not _is_ddp_child())  # DDP ranks > 0 return before model.json exists
+    run = Run(result.run_dir, _check=not is_ddp_child())  # DDP ranks > 0 return before model.json exists
     run.train_result = result
     return run
 

@@ -368,9 +368,12 @@ def load_config(
     """
     data: dict[str, Any] = {}
     if path is not None:
-        from medxfer.recipes import find_recipe
+        from medxfer.recipes import RecipeError, find_recipe
 
-        p = find_recipe(path)
+        try:
+            p = find_recipe(path)
+        except RecipeError as exc:
+            raise ConfigError(str(exc)) from None
         try:
             data = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as exc:

@@ -1,5 +1,4 @@
-"""Recipes by name (``medxfer train -c covid-3class`` finds ``configs/covid-3class.yaml``) and the
-schedule a recipe gets for a network without pretrained weights.
+"""Recipes by name (``medxfer train -c covid-3class`` finds ``configs/covid-3class.yaml``).
 
 Recipes are looked up in the packaged ``medxfer/configs`` (the demo recipe) and, in a source checkout,
 the repository's ``configs/``.
@@ -9,10 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from medxfer.config import StageConfig, TrainConfig
+
+class RecipeError(ValueError):
+    """Neither a config file nor a known recipe name (``load_config`` turns it into a ConfigError)."""
 
 
 def recipe_folders() -> list[Path]:
@@ -28,7 +27,7 @@ def list_recipes() -> list[str]:
 
 
 def find_recipe(name: str | os.PathLike[str]) -> Path:
-    """A config file path as given, else a recipe by name (``covid-3class``); ConfigError lists them."""
+    """A config file path as given, else a recipe by name (``covid-3class``); RecipeError lists them."""
     p = Path(name)
     if p.is_file():
         return p
@@ -37,27 +36,6 @@ def find_recipe(name: str | os.PathLike[str]) -> Path:
             candidate = folder / f"{p.stem}.yaml"
             if candidate.is_file():
                 return candidate
-    from medxfer.config import ConfigError
-
-    raise ConfigError(
+    raise RecipeError(
         f"{p}: config file not found; give a YAML path or a recipe: {', '.join(list_recipes())}"
     )
-
-
-def scratch_warning(cfg: TrainConfig) -> str | None:
-    """A warning when a randomly initialised network gets stages that keep most of it frozen."""
-    frozen = [s.name for s in cfg.stages if s.trainable != "all"]
-    if cfg.model.weights != "none" or not frozen:
-        return None
-    return (
-        f"model.weights=none: {cfg.model.backbone} starts from random weights, but stage(s) "
-        f"{', '.join(frozen)} train only part of it (a random frozen backbone learns little); "
-        "give stages with trainable: all, or pretrained weights"
-    )
-
-
-def scratch_stages(cfg: TrainConfig) -> list[StageConfig]:
-    """The default schedule for a network trained from scratch: every layer, the same epochs in all."""
-    from medxfer.config import StageConfig
-
-    return [StageConfig(name="scratch", epochs=cfg.total_epochs, trainable="all", lr=1e-3)]

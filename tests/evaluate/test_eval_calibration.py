@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medxfer.inference.calibration import apply_temperature, fit_temperature, split_local
+from medxfer.evaluate.temperature import apply_temperature, fit_temperature
+from medxfer.inference.calibration import split_local
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

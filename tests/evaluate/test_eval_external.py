@@ -169,7 +169,7 @@ def test_folder_of_new_colon_frames(shared_data: Path, tmp_path: Path) -> None:
 
 def test_calibrate_on_local_images(kermany_case: dict, tmp_path: Path) -> None:
     from medxfer.data.images import read_image
-    from medxfer.inference.calibration import apply_temperature
+    from medxfer.evaluate.temperature import apply_temperature
     from medxfer.inference.predictor import Predictor
     from medxfer.runs import load_model, read_model_info
 

@@ -85,7 +85,7 @@ def test_local_calibration_applies_to_both_engines(
     """A temperature stored by `evaluate --calibrate-on` changes torch and ONNX predictions alike."""
     import json
 
-    from medxfer.inference.calibration import apply_temperature
+    from medxfer.evaluate.temperature import apply_temperature
 
     run = Path(shutil.copytree(onnx_run, tmp_path / "calibrated"))
     images = [read_image(p) for p in kermany_paths]

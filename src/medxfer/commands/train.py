@@ -55,16 +55,23 @@ def _config(
 
 
 def _scratch(cfg, custom_stages: bool) -> None:  # noqa: ANN001
-    """Default stages + no pretrained weights: train all layers; a recipe's own stages: warn."""
-    from medxfer.recipes import scratch_stages, scratch_warning
+    """Default stages + no pretrained weights: train all layers (every epoch, the same epochs in all);
+    a recipe's own stages that keep part of a random network frozen: warn."""
+    from medxfer.config import StageConfig
 
-    message = scratch_warning(cfg)
-    if message is None:
+    frozen = [s.name for s in cfg.stages if s.trainable != "all"]
+    if cfg.model.weights != "none" or not frozen:
         return
     if custom_stages:
-        typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
+        typer.secho(
+            f"warning: model.weights=none: {cfg.model.backbone} starts from random weights, but stage(s) "
+            f"{', '.join(frozen)} train only part of it (a random frozen backbone learns little); "
+            "give stages with trainable: all, or pretrained weights",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
         return
-    cfg.stages = scratch_stages(cfg)
+    cfg.stages = [StageConfig(name="scratch", epochs=cfg.total_epochs, trainable="all", lr=1e-3)]
     typer.echo(f"note: {cfg.model.backbone} has no pretrained weights here: all layers train in every epoch")
 
 

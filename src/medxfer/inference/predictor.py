@@ -127,7 +127,7 @@ class Predictor:
     ) -> np.ndarray:
         """Probabilities ``(N, C)`` (float64) for decoded images (``read_image`` convention), with the
         run's local calibration (``model.json`` temperature) applied."""
-        from medxfer.inference.calibration import apply_temperature
+        from medxfer.evaluate.temperature import apply_temperature
 
         out = np.zeros((len(images), self.info.num_classes), dtype=np.float64)
         for start in range(0, len(images), max(1, batch_size)):

@@ -7,6 +7,7 @@ and the result of a run. One definition each, so a fast trial trains a head the 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,3 +112,8 @@ def build_info(cfg: TrainConfig, class_names: list[str], channels: str) -> Model
         output=cfg.model.output,
         mask_boxes=[list(b) for b in cfg.data.mask_boxes],
     )
+
+
+def is_ddp_child() -> bool:
+    """True in the processes Lightning's DDP launcher starts for local ranks > 0 or other nodes."""
+    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0

@@ -8,7 +8,6 @@ Steps: resolve data and splits -> build the model and its preprocessing -> decod
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 from medxfer.config import TrainConfig, load_config, save_config
 from medxfer.io import atomic_write_text
 from medxfer.runs import MODEL_JSON
-from medxfer.train.pieces import TrainResult
+from medxfer.train.pieces import TrainResult, is_ddp_child
 
 
 class RunExistsError(FileExistsError):
@@ -63,11 +62,6 @@ def resolve_data(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool =
     return table
 
 
-def _is_ddp_child() -> bool:
-    """True in the processes Lightning's DDP launcher starts for local ranks > 0 or other nodes."""
-    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
-
-
 def train_run(
     config: TrainConfig | None,
     out_dir: str | Path,
@@ -87,7 +81,7 @@ def train_run(
     from medxfer.train.fit import fit
 
     run_dir = Path(out_dir)
-    child = _is_ddp_child()
+    child = is_ddp_child()
     if not child:
         prepare_run_dir(run_dir, resume, overwrite)
     cfg = load_config(run_dir / "config.yaml") if resume else config
