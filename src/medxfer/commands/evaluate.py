@@ -54,6 +54,12 @@ def evaluate(
         "--choose-threshold",
         help="Binary: pick the threshold on the val split (youden | sens:0.95) first.",
     ),
+    stress: bool = typer.Option(
+        False,
+        "--stress",
+        help="Also score the images under acquisition shifts (exposure, gamma, contrast, blur, noise, "
+        "JPEG, zoom, rotation, low resolution; 3 severities): stress.csv/json/png + a report section.",
+    ),
 ) -> None:
     """Metrics with patient-level bootstrap CIs, plots, worst cases with Grad-CAM and report.html."""
     from medxfer.evaluate import runner
@@ -86,6 +92,7 @@ def evaluate(
             batch_size=batch_size,
             n_boot=n_boot,
             seed=seed,
+            stress=stress,
         )
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
@@ -94,6 +101,10 @@ def evaluate(
         f"{result['n_images']} images, {result['n_patients']} patients; {result['rule']}; 95% CI over {unit}s"
     )
     print(_headline(result))
+    if stress:
+        from medxfer.evaluate.stress import summary_text
+
+        print(summary_text(result["stress"]))
     print(f"report: {result['report']}")
 
 

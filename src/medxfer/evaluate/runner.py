@@ -255,11 +255,14 @@ def evaluate_run(
     batch_size: int = 32,
     n_boot: int = 1000,
     seed: int = 0,
+    stress: bool = False,
 ) -> dict[str, Any]:
     """Evaluate the model of ``run_dir`` on the rows of ``split`` of ``table`` into ``RUN/eval/<name>/``.
 
     ``name`` defaults to the split (``all`` for None) plus ``-tta``. Returns the ``metrics.json`` dict,
-    with ``eval_dir`` and ``report`` (path of report.html) added.
+    with ``eval_dir`` and ``report`` (path of report.html) added. ``stress=True`` also runs the shift
+    stress test (:mod:`medxfer.evaluate.stress`: stress.csv/json/png, a report section, and
+    ``metrics.json["stress"]`` = its summary).
 
     Example::
 
@@ -281,6 +284,13 @@ def evaluate_run(
     result = build_result(y, proba, info, sub.table["patient_id"].astype(str).to_numpy(), n_boot, seed)
     result.update({"run": str(run), "name": name, "split": split, "tta": tta})
     pred = M.predict(proba, result["threshold"])
+    stress_result = None
+    if stress:
+        from medxfer.evaluate.stress import run_stress
+
+        paths = sub.table["path"].astype(str).tolist()
+        stress_result = run_stress(run, paths, y, out, batch_size=batch_size, tta=tta, seed=seed)
+        result["stress"] = stress_result["summary"]
     write_predictions(out / "predictions.csv", sub, y, pred, proba, list(info.class_names))
     atomic_write_text(out / "metrics.json", json.dumps(result, indent=2))
     rows, gallery = worst_cases(model, info, sub, y, proba, pred, worst, out)
@@ -298,6 +308,7 @@ def evaluate_run(
         "counts": data_counts(sub),
         "warnings": check_warnings(run),
         "config_text": config.read_text() if config.is_file() else "",
+        "stress": stress_result,
     }
     html_path, _ = write_reports(ctx, out)
     return {**result, "eval_dir": str(out), "report": str(html_path)}
