@@ -142,6 +142,7 @@ class FastObjective:
             better = best is None or (value < best if cfg.train.monitor in MINIMISED else value > best)
             best = value if better else best
             report(epoch, value)
+        self.head = head  # the last epoch's head (crossval predicts held-out rows with it)
         return float(best)  # type: ignore[arg-type]
 
 
