@@ -123,7 +123,8 @@ def test_stress_test_rows_and_summary() -> None:
     s = result["summary"]
     assert s["n_shifted_sets"] == 6 and s["stress_score"] == 1.0 and s["clean_auc"] == 1.0
     assert s["mean_accuracy"] == pytest.approx(np.mean([r["accuracy"] for r in rows[1:]]))
-    assert "stress score 1.000" in S.summary_text(s)
+    text = S.summary_text(s)
+    assert "stress score 1.000" in text and f"mean accuracy {s['mean_accuracy']:.3f} (clean 1.000)" in text
 
 
 def test_stress_summary_worst_and_mean() -> None:

@@ -358,8 +358,13 @@ def summary_text(summary: dict[str, Any]) -> str:
     return (
         f"stress score {summary['stress_score']:.3f} (mean ROC AUC over {summary['n_shifted_sets']} shifted "
         f"sets; clean {clean_txt}); worst: {w['shift']} severity {w['severity']} ({w['parameter']}) "
-        f"AUC {w['roc_auc']:.3f}"
+        f"AUC {w['roc_auc']:.3f}; mean accuracy {_fmt(summary.get('mean_accuracy'))} "
+        f"(clean {_fmt(summary.get('clean_accuracy'))})"
     )
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def run_stress(
