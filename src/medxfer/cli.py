@@ -51,6 +51,7 @@ COMMAND_MODULES = (
     "evaluate",  # evaluate, explain, compare, demo
     "classical",  # features, classical
     "tune",  # tune
+    "crossval",  # crossval
     "inference",  # predict, export, serve
     "demo",  # demo (the README main job)
 )

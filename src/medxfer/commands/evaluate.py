@@ -138,6 +138,12 @@ def evaluate(
     calibrate_fraction: float = typer.Option(
         0.5, "--calibrate-fraction", help="Share of the local images (whole patients) used to fit."
     ),
+    stress: bool = typer.Option(
+        False,
+        "--stress",
+        help="Also score the images under acquisition shifts (exposure, gamma, contrast, blur, noise, "
+        "JPEG, zoom, rotation, low resolution; 3 severities): stress.csv/json/png + a report section.",
+    ),
 ) -> None:
     """Metrics with patient-level bootstrap CIs, plots, worst cases with Grad-CAM and report.html.
 
@@ -203,6 +209,7 @@ def evaluate(
             batch_size=batch_size,
             n_boot=n_boot,
             seed=seed,
+            stress=stress,
         )
     except (DatasetError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
@@ -213,6 +220,10 @@ def evaluate(
             f"{result['n_images']} images, {result['n_patients']} patients; {result['rule']}; CI over {unit}s"
         )
         print(_headline(result))
+        if "stress" in result:
+            from medxfer.evaluate.stress import summary_text
+
+            print(summary_text(result["stress"]))
         print(f"report: {result['report']}")
     if done["generalisation"] is not None:
         from medxfer.evaluate.generalisation import render_markdown

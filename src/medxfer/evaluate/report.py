@@ -28,6 +28,7 @@ DISCLAIMER = (
     "validated for diagnosis, and a good score here does not mean the model is safe for patients."
 )
 HEADLINE = headline()
+STRESS_CAPTION = "stress test: ROC AUC per shift and severity (dashed: clean)"
 PER_CLASS = ["precision", "recall", "specificity", "f1", "roc_auc", "average_precision"]
 
 
@@ -110,6 +111,8 @@ def _sections(ctx: dict[str, Any]) -> list[tuple[str, str, Any]]:
         header = ["image (excluded)", "match", "training image", "its split"]
         rows = [[w["path"], w["match"], w["seen_path"], w["seen_split"]] for w in ctx["leaks"]]
         secs.append(("leaks", f"{len(rows)} images seen in training: left out of the score", (header, rows)))
+    if ctx.get("stress"):
+        secs.append(_stress_section(ctx["stress"]))
     for title, counts in ctx["counts"].items():
         secs.append(
             ("data", f"Data: {title}", (["value", "images"], [[k, str(v)] for k, v in counts.items()]))
@@ -121,6 +124,14 @@ def _sections(ctx: dict[str, Any]) -> list[tuple[str, str, Any]]:
             ("model", "Model summary (layers, parameters, what each stage trained)", ctx["summary_text"])
         )
     return secs
+
+
+def _stress_section(stress: dict[str, Any]) -> tuple[str, str, Any]:
+    """The stress-test section (medxfer.evaluate.stress): summary line, the plot, one row per shifted set."""
+    from medxfer.evaluate.stress import stress_table, summary_text
+
+    title = "Stress test under acquisition shifts: " + summary_text(stress["summary"])
+    return ("stress", title, (stress_table(stress), "stress.png"))
 
 
 CSS = (
@@ -155,6 +166,8 @@ def render_html(ctx: dict[str, Any], folder: str | os.PathLike[str]) -> str:
         parts.append(f"<section id='{sid}'><h2>{html.escape(title)}</h2>")
         if sid == "figures":
             parts += [_img_tag(folder, f, cap) for cap, f in content]
+        elif sid == "stress":
+            parts += [_img_tag(folder, content[1], STRESS_CAPTION), _html_table(*content[0])]
         elif sid == "worst":
             table, gallery = content
             if gallery:
@@ -189,6 +202,8 @@ def render_markdown(ctx: dict[str, Any]) -> str:
         out += ["", f"## {title}", ""]
         if sid == "figures":
             out += [f"![{cap}]({f})" for cap, f in content]
+        elif sid == "stress":
+            out += [f"![{STRESS_CAPTION}]({content[1]})", "", _md_table(*content[0])]
         elif sid == "worst":
             table, gallery = content
             if gallery:

@@ -290,12 +290,15 @@ def evaluate_run(
     seed: int = 0,
     about: dict[str, Any] | None = None,
     leaks: list[dict[str, str]] | None = None,
+    stress: bool = False,
 ) -> dict[str, Any]:
     """Evaluate the model of ``run_dir`` on the rows of ``split`` of ``table`` into ``RUN/eval/<name>/``.
 
     ``name`` defaults to the split (``all`` for None) plus ``-tta``. ``about`` (an
     :meth:`medxfer.inference.sets.EvalSet.about` dict) says what the images are (internal/external) and
     ``leaks`` lists external images left out because the run trained on them (``leaks.csv``).
+    ``stress=True`` also runs the shift stress test (:mod:`medxfer.evaluate.stress`: stress.csv/json/png,
+    a report section, and ``metrics.json["stress"]`` = its summary).
     Returns the ``metrics.json`` dict, with ``eval_dir`` and ``report`` (path of report.html) added.
 
     Example::
@@ -325,6 +328,14 @@ def evaluate_run(
         result["set"] = about
     write_leaks(out / "leaks.csv", leaks or [])
     pred = M.predict(proba, result["threshold"])
+    stress_result = None
+    if stress:
+        from medxfer.evaluate.stress import stress_test, write_stress
+
+        images = [predictor.read(p) for p in sub.table["path"].astype(str)]
+        stress_result = stress_test(predictor, images, y, batch_size=batch_size, tta=tta, seed=seed)
+        write_stress(out, stress_result)
+        result["stress"] = stress_result["summary"]
     write_predictions(out / "predictions.csv", sub, y, pred, proba, list(info.class_names))
     atomic_write_text(out / "metrics.json", json.dumps(result, indent=2))
     n_worst = worst if predictor.has_cam else 0
@@ -336,6 +347,7 @@ def evaluate_run(
         "worst": rows,
         "gallery": gallery,
         "counts": data_counts(sub),
+        "stress": stress_result,
     }
     html_path, _ = write_reports(ctx, out)
     return {**result, "eval_dir": str(out), "report": str(html_path)}

@@ -108,6 +108,7 @@ class FastObjective:
             better = best is None or (value < best if direction(opts.monitor) == "minimize" else value > best)
             best = value if better else best
             report(epoch, value)
+        self.head = head  # the last epoch's head (crossval predicts held-out rows with it)
         return float(best)  # type: ignore[arg-type]
 
     def _step(

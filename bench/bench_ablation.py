@@ -1,0 +1,171 @@
+"""Ablation of a recipe by robustness: one row per variant (a list of config overrides).
+
+    python bench/bench_ablation.py --config configs/kermany-binary.yaml \
+        --variants base,acq-aug,label-smooth,last5 [--set data.limit_per_class=400] \
+        [--stress-images 200] [--crossval-config configs/covid-vs-normal.yaml] [--tta] [--bf16]
+
+Columns: internal val ROC AUC (the run's patient-grouped val split, best epoch), stress score (mean ROC AUC
+of the 27 shifted sets of :mod:`medxfer.evaluate.stress` on ``--stress-images`` val images) and its worst
+set, train minutes (wall, this machine), and with ``--crossval-config`` the leave-source-out ROC AUC (mean
+and min over held-out sources) of ``medxfer crossval --fast`` with the same overrides where the lever
+applies to a head on frozen embeddings (backbone, input size, head, label smoothing, head stage);
+``n/a`` elsewhere. ``--tta`` adds a row: the base run evaluated with test-time augmentation. ``--bf16``
+prints inference images/s of the base run in float32 and under CPU bf16 autocast, and the AUC change.
+
+Runs go to ``--out/<variant>`` and are reused when already trained (a killed bench resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+VARIANTS: dict[str, list[str]] = {
+    "base": [],
+    # acquisition-like: stronger exposure/contrast and zoom/crop than `light`, still no flips
+    "acq-aug": ["train.augment={preset: light, brightness: 0.3, contrast: 0.3, zoom: 0.1, crop_scale: 0.85}"],
+    "label-smooth": ["train.label_smoothing=0.1"],
+    "last5": ["stages.1.trainable=last:5"],
+    "ft2": ["stages.1.epochs=2"],
+    "lite1": ["model.backbone=efficientnet_lite1"],
+    "res256": ["model.input_size=256"],
+}
+# override keys that a head trained on frozen embeddings (crossval --fast) can express
+FAST_KEYS = ("model.backbone", "model.input_size", "model.head", "train.label_smoothing", "stages.0.")
+
+
+def _stress_rows(run: Path, n_images: int, seed: int, tta: bool) -> tuple[dict[str, Any], float]:
+    """Stress summary of the run on ``n_images`` of its own val split (class-balanced, seeded)."""
+    from medxfer.config import load_config
+    from medxfer.data.datasets import load_datasets
+    from medxfer.data.splits import apply_splits
+    from medxfer.evaluate.stress import stress_test
+    from medxfer.inference.evaluation import model_labels
+    from medxfer.inference.predictor import Predictor
+
+    cfg = load_config(run / "config.yaml")
+    table = apply_splits(load_datasets(cfg.data.specs, task=cfg.data.task), run / "splits.csv").subset("val")
+    per_class = max(1, n_images // len(table.class_names))
+    rows = table.table.sample(frac=1.0, random_state=seed).groupby("label").head(per_class)
+    predictor = Predictor(run)
+    start = time.perf_counter()
+    result = stress_test(
+        predictor,
+        [predictor.read(p) for p in rows["path"]],
+        model_labels(table.with_table(rows), predictor.class_names),
+        tta=tta,
+        seed=seed,
+    )
+    return result["summary"], time.perf_counter() - start
+
+
+def _crossval(config: Path, overrides: list[str], out: Path) -> str:
+    """Leave-source-out ROC AUC ``mean / min`` of ``crossval --fast`` with ``overrides``, or why not."""
+    if any(not o.split("=", 1)[0].startswith(FAST_KEYS) for o in overrides):
+        return "n/a (lever needs fine-tuning)"
+    from medxfer.tuning.crossval import CrossvalOptions, run_crossval
+
+    opts = CrossvalOptions(config, out, by="source", fast=True, overrides=overrides, n_boot=50, threads=2)
+    auc = run_crossval(opts, log=lambda m: None)["spread"]["roc_auc"]
+    return f"{auc['mean']:.3f} / {auc['min']:.3f}"
+
+
+def _bf16(run: Path, n_images: int) -> str:
+    """float32 vs bf16-autocast inference on val images: images/s and the ROC AUC of each."""
+    import torch
+
+    from medxfer.config import load_config
+    from medxfer.data.datasets import load_datasets
+    from medxfer.data.splits import apply_splits
+    from medxfer.evaluate.metrics import roc_auc
+    from medxfer.inference.evaluation import model_labels
+    from medxfer.inference.predictor import Predictor
+
+    cfg = load_config(run / "config.yaml")
+    val = apply_splits(load_datasets(cfg.data.specs, task=cfg.data.task), run / "splits.csv").subset("val")
+    rows = val.table.sample(frac=1.0, random_state=0).groupby("label").head(n_images // 2)
+    p = Predictor(run)
+    images = [p.read(path) for path in rows["path"]]
+    y = model_labels(val.with_table(rows), p.class_names)
+    out = []
+    for name, ctx in (
+        ("fp32", torch.autocast("cpu", enabled=False)),
+        ("bf16", torch.autocast("cpu", torch.bfloat16)),
+    ):
+        with ctx:
+            p.predict_arrays(images[:32])  # warm-up
+            start = time.perf_counter()
+            proba = p.predict_arrays(images)
+            speed = len(images) / (time.perf_counter() - start)
+        out.append(f"{name}: {speed:.1f} img/s, AUC {roc_auc(y, proba):.4f}")
+    return "; ".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", type=Path, default=Path("configs/kermany-binary.yaml"))
+    parser.add_argument("--variants", default="base,acq-aug,label-smooth,last5")
+    parser.add_argument("--set", dest="sets", action="append", default=[], help="override for every variant")
+    parser.add_argument("--stress-images", type=int, default=200)
+    parser.add_argument("--crossval-config", type=Path, default=None)
+    parser.add_argument("--tta", action="store_true")
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("runs") / "ablation")
+    args = parser.parse_args()
+    os.environ.setdefault("MEDXFER_SHARED_DATA", str(Path("../shared/data").resolve()))
+
+    from medxfer.config import load_config
+    from medxfer.train.runner import train_run
+
+    lines = [
+        "| variant | overrides | val AUC | stress score | worst shifted set | train min "
+        "| LSO AUC mean / min |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in args.variants.split(","):
+        if name not in VARIANTS:
+            raise SystemExit(f"unknown variant {name!r}; choose from {sorted(VARIANTS)}")
+        overrides = [*args.sets, *VARIANTS[name]]
+        run = args.out / name
+        if not (run / "train_summary.json").is_file():
+            train_run(
+                load_config(args.config, overrides),
+                run,
+                overwrite=(run / "checkpoints").exists(),
+                progress=False,
+            )
+        summary = json.loads((run / "train_summary.json").read_text())
+        val_auc = summary.get("val_metrics", {}).get("val_auc", float("nan"))
+        minutes = summary.get("seconds", float("nan")) / 60
+        variants = [(name, False)] + ([(f"{name} + TTA", True)] if args.tta and name == "base" else [])
+        for label, tta in variants:
+            stress, secs = _stress_rows(run, args.stress_images, args.seed, tta)
+            w = stress["worst"]
+            cv = (
+                _crossval(args.crossval_config, VARIANTS[name], args.out / f"cv-{name}")
+                if args.crossval_config
+                else "-"
+            )
+            lines.append(
+                f"| {label} | {'; '.join(VARIANTS[name]) or '(recipe)'} | {val_auc:.4f} "
+                f"| {stress['stress_score']:.4f} "
+                f"(clean {stress['clean_auc']:.4f}) | {w['shift']} {w['severity']}: {w['roc_auc']:.3f} "
+                f"| {minutes:.1f} | {cv} |"
+            )
+            print(lines[-1], flush=True)
+    if args.bf16:
+        lines.append(f"\nbf16 autocast, base run: {_bf16(args.out / 'base', args.stress_images)}")
+    text = "\n".join(lines) + "\n"
+    print("\n" + text)
+    (args.out / "bench_ablation.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()

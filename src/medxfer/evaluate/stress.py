@@ -1,0 +1,367 @@
+"""Shift stress test: the same metrics on the evaluation images under controlled acquisition shifts.
+
+Each shift is a pure function ``(image uint8 (H, W) or (H, W, 3), severity 1..3, rng) -> image`` of the same
+shape and dtype, applied to the *decoded* image before the model's own preprocessing (mask, channels,
+resize), as a different scanner, exposure or export pipeline would. Pixel amounts (blur sigma, rotation
+fill) are given for a 224-pixel short side and scaled with the image, so a shift means the same on a
+224 px thumbnail and a 2000 px film.
+
+| shift | severities 1 / 2 / 3 |
+|---|---|
+| ``exposure`` | gain x1.2 / x1.4 / x1.7, highlights clipped (over-exposure) |
+| ``gamma`` | gamma 1.5 / 2.0 / 2.5 (darker mid-tones) |
+| ``contrast`` | contrast x0.7 / x0.5 / x0.35 around the image mean |
+| ``blur`` | Gaussian sigma 1 / 2 / 3 px (at 224 px) |
+| ``noise`` | Gaussian noise, sd 5 / 10 / 20 grey levels |
+| ``jpeg`` | JPEG quality 30 / 15 / 7 |
+| ``zoom`` | centre crop keeping 90 / 80 / 70 % of each side, resized back |
+| ``rotation`` | 5 / 10 / 15 degrees, corners filled black |
+| ``lowres`` | down-sampled to 1/2, 1/3, 1/4 of each side, then back up |
+
+Predictions go through :class:`medxfer.inference.predictor.Predictor` (the one inference path) and metrics through
+:mod:`medxfer.evaluate.metrics`. The **stress score** is the mean ROC AUC over all shifted sets (every
+shift at every severity); the report also names the worst one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from medxfer.evaluate import metrics as M
+
+if TYPE_CHECKING:
+    from medxfer.inference.predictor import Predictor
+
+REFERENCE_SIDE = 224
+SEVERITIES = (1, 2, 3)
+STRESS_COLUMNS = ["shift", "severity", "parameter", "roc_auc", "accuracy", "balanced_accuracy", "macro_f1"]
+STRESS_COLUMNS += ["ece", "auc_drop"]
+
+ShiftFn = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
+
+
+def _level(values: Sequence[float], severity: int) -> float:
+    if severity not in SEVERITIES:
+        raise ValueError(f"severity must be one of {list(SEVERITIES)}; got {severity!r}")
+    return float(values[severity - 1])
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def _scale(img: np.ndarray) -> float:
+    """Pixels at this image's size per pixel at the 224 px reference."""
+    return min(img.shape[:2]) / REFERENCE_SIDE
+
+
+def _pil(img: np.ndarray):  # noqa: ANN202
+    from PIL import Image
+
+    return Image.fromarray(img)  # (H, W) -> "L", (H, W, 3) -> "RGB"
+
+
+EXPOSURE = (1.2, 1.4, 1.7)
+GAMMA = (1.5, 2.0, 2.5)
+CONTRAST = (0.7, 0.5, 0.35)
+BLUR = (1.0, 2.0, 3.0)
+NOISE = (5.0, 10.0, 20.0)
+JPEG = (30, 15, 7)
+ZOOM = (0.9, 0.8, 0.7)
+ROTATION = (5.0, 10.0, 15.0)
+LOWRES = (1 / 2, 1 / 3, 1 / 4)
+
+
+def exposure(img: np.ndarray, severity: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Multiply intensities by a gain > 1 and clip at 255 (burnt-out highlights)."""
+    return _to_uint8(img.astype(np.float64) * _level(EXPOSURE, severity))
+
+
+def gamma(img: np.ndarray, severity: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """``255 * (x / 255) ** g``: end points kept, mid-tones darker."""
+    return _to_uint8(255.0 * (img.astype(np.float64) / 255.0) ** _level(GAMMA, severity))
+
+
+def contrast(img: np.ndarray, severity: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """``mean + f * (x - mean)`` with ``f < 1`` (a flatter film); the image mean is kept."""
+    x = img.astype(np.float64)
+    mean = x.mean()
+    return _to_uint8(mean + _level(CONTRAST, severity) * (x - mean))
+
+
+def blur(img: np.ndarray, severity: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Gaussian blur, sigma in pixels at 224 px scaled to the image size."""
+    from PIL import ImageFilter
+
+    radius = _level(BLUR, severity) * _scale(img)
+    return np.asarray(_pil(img).filter(ImageFilter.GaussianBlur(radius)), dtype=np.uint8)
+
+
+def noise(img: np.ndarray, severity: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Additive Gaussian noise (sd in grey levels), clipped to 0..255; ``rng`` makes it reproducible."""
+    rng = rng if rng is not None else np.random.default_rng(0)
+    return _to_uint8(img.astype(np.float64) + rng.normal(0.0, _level(NOISE, severity), img.shape))
+
+
+def jpeg(img: np.ndarray, severity: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Encode as JPEG at a low quality and decode again (export pipelines, PACS screenshots)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    _pil(img).save(buf, format="JPEG", quality=int(_level(JPEG, severity)))
+    out = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert(_pil(img).mode), dtype=np.uint8)
+    return out.reshape(img.shape)
+
+
+def zoom(img: np.ndarray, severity: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Centre crop keeping a fraction of each side, resized back to the original size (tighter field)."""
+    from PIL import Image
+
+    keep = _level(ZOOM, severity)
+    h, w = img.shape[:2]
+    ch, cw = max(1, round(h * keep)), max(1, round(w * keep))
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    crop = img[y0 : y0 + ch, x0 : x0 + cw]
+    return np.asarray(_pil(crop).resize((w, h), Image.BILINEAR), dtype=np.uint8)
+
+
+def rotation(img: np.ndarray, severity: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Rotate counter-clockwise about the centre (patient positioning), corners filled with 0."""
+    from PIL import Image
+
+    angle = _level(ROTATION, severity)
+    return np.asarray(_pil(img).rotate(angle, resample=Image.BILINEAR, fillcolor=0), dtype=np.uint8)
+
+
+def lowres(img: np.ndarray, severity: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Down-sample each side by a factor (box filter), then back up (bilinear): lost detail, same size."""
+    from PIL import Image
+
+    f = _level(LOWRES, severity)
+    h, w = img.shape[:2]
+    small = _pil(img).resize((max(1, round(w * f)), max(1, round(h * f))), Image.BOX)
+    return np.asarray(small.resize((w, h), Image.BILINEAR), dtype=np.uint8)
+
+
+SHIFTS: dict[str, tuple[ShiftFn, Sequence[float], str]] = {
+    "exposure": (exposure, EXPOSURE, "gain x{}"),
+    "gamma": (gamma, GAMMA, "gamma {}"),
+    "contrast": (contrast, CONTRAST, "contrast x{}"),
+    "blur": (blur, BLUR, "sigma {} px"),
+    "noise": (noise, NOISE, "sd {}"),
+    "jpeg": (jpeg, JPEG, "quality {}"),
+    "zoom": (zoom, ZOOM, "keep {}"),
+    "rotation": (rotation, ROTATION, "{} deg"),
+    "lowres": (lowres, LOWRES, "scale {:.2f}"),
+}
+
+
+def list_shifts() -> list[str]:
+    """Names of the shifts, in report order."""
+    return list(SHIFTS)
+
+
+def apply_shift(
+    img: np.ndarray, shift: str, severity: int, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Apply the named shift at ``severity`` (1..3) to one decoded image.
+
+    >>> apply_shift(np.full((4, 4), 100, np.uint8), "exposure", 1)[0, 0]
+    120
+    """
+    if shift not in SHIFTS:
+        raise ValueError(f"unknown shift {shift!r}; choose from {list_shifts()}")
+    return SHIFTS[shift][0](img, severity, rng)
+
+
+def shift_parameter(shift: str, severity: int) -> str:
+    """Human-readable amount of a shift, e.g. ``"gamma 2.0"``."""
+    _, values, fmt = SHIFTS[shift]
+    return fmt.format(_level(values, severity))
+
+
+def _row(
+    shift: str,
+    severity: int,
+    parameter: str,
+    y: np.ndarray,
+    proba: np.ndarray,
+    names: list[str],
+    threshold: float | None,
+) -> dict[str, Any]:
+    m = M.classification_metrics(y, proba, names, threshold)
+    row: dict[str, Any] = {"shift": shift, "severity": severity, "parameter": parameter}
+    for key in STRESS_COLUMNS[3:-1]:
+        value = m.get(key)
+        row[key] = None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+    return row
+
+
+def stress_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stress score (mean AUC over shifted rows), the worst shifted row, and the clean AUC.
+
+    >>> stress_summary([{"shift": "none", "severity": 0, "roc_auc": 0.9, "accuracy": 0.8},
+    ...                 {"shift": "blur", "severity": 1, "roc_auc": 0.8, "accuracy": 0.7},
+    ...                 {"shift": "blur", "severity": 2, "roc_auc": 0.6, "accuracy": 0.5}])["stress_score"]
+    0.7
+    """
+    clean = next((r for r in rows if r["shift"] == "none"), None)
+    shifted = [r for r in rows if r["shift"] != "none" and r.get("roc_auc") is not None]
+    out: dict[str, Any] = {
+        "clean_auc": clean.get("roc_auc") if clean else None,
+        "clean_accuracy": clean.get("accuracy") if clean else None,
+        "stress_score": None,
+        "mean_accuracy": None,
+        "worst": None,
+        "n_shifted_sets": len(shifted),
+    }
+    if shifted:
+        out["stress_score"] = round(float(np.mean([r["roc_auc"] for r in shifted])), 6)
+        accs = [r["accuracy"] for r in shifted if r.get("accuracy") is not None]
+        out["mean_accuracy"] = round(float(np.mean(accs)), 6) if accs else None
+        worst = min(shifted, key=lambda r: r["roc_auc"])
+        out["worst"] = {k: worst[k] for k in ("shift", "severity", "parameter", "roc_auc") if k in worst}
+    return out
+
+
+def stress_test(
+    predictor: Predictor,
+    images: Sequence[np.ndarray],
+    y: np.ndarray,
+    shifts: Sequence[str] | None = None,
+    severities: Sequence[int] = SEVERITIES,
+    batch_size: int = 32,
+    tta: bool = False,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Metrics of ``predictor`` on ``images`` (decoded, labels ``y`` as model class indices), clean and
+    under every shift x severity. Returns ``{"rows": [...], "summary": stress_summary(rows)}``.
+
+    The first row is the clean set (``shift="none"``); ``auc_drop`` = clean AUC - shifted AUC.
+    Noise is seeded per image from ``seed``, so a rerun gives the same numbers.
+
+    Example::
+
+        p = Predictor("runs/kb"); result = stress_test(p, read_images(paths), y, shifts=["blur"])
+    """
+    shifts = list(shifts) if shifts is not None else list_shifts()
+    for s in shifts:
+        if s not in SHIFTS:
+            raise ValueError(f"unknown shift {s!r}; choose from {list_shifts()}")
+    names, threshold = predictor.class_names, predictor.threshold
+    y = np.asarray(y, dtype=int)
+    proba = predictor.predict_arrays(list(images), batch_size=batch_size, tta=tta)
+    rows = [_row("none", 0, "clean", y, proba, names, threshold)]
+    for k, shift in enumerate(shifts):
+        for sev in severities:
+            if progress is not None:
+                progress(f"stress: {shift} {shift_parameter(shift, sev)}")
+            shifted = [
+                apply_shift(img, shift, sev, np.random.default_rng([seed, k, sev, i]))
+                for i, img in enumerate(images)
+            ]
+            proba = predictor.predict_arrays(shifted, batch_size=batch_size, tta=tta)
+            rows.append(_row(shift, sev, shift_parameter(shift, sev), y, proba, names, threshold))
+    clean_auc = rows[0]["roc_auc"]
+    for r in rows:
+        drop = None if clean_auc is None or r["roc_auc"] is None else clean_auc - r["roc_auc"]
+        r["auc_drop"] = None if drop is None else round(drop, 6)
+    return {"rows": rows, "summary": stress_summary(rows)}
+
+
+def plot_stress(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """One line per shift: ROC AUC against severity, the clean AUC as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    clean = next((r["roc_auc"] for r in rows if r["shift"] == "none"), None)
+    for shift in dict.fromkeys(r["shift"] for r in rows if r["shift"] != "none"):
+        pts = [
+            (r["severity"], r["roc_auc"]) for r in rows if r["shift"] == shift and r["roc_auc"] is not None
+        ]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", label=shift)
+    if clean is not None:
+        ax.axhline(clean, color="k", linestyle="--", linewidth=1, label="clean")
+    ax.set_xticks(list(SEVERITIES))
+    ax.set_xlabel("severity")
+    ax.set_ylabel("ROC AUC")
+    ax.set_title("Stress test: ROC AUC under acquisition shifts")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2, loc="lower left")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_stress(out: str | Path, result: dict[str, Any]) -> dict[str, Path]:
+    """Write ``stress.csv``, ``stress.json`` and ``stress.png`` into ``out`` (atomically for the text)."""
+    import pandas as pd
+
+    from medxfer.io import atomic_write_text
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    df = pd.DataFrame(result["rows"], columns=STRESS_COLUMNS)
+    atomic_write_text(out / "stress.csv", df.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(out / "stress.json", json.dumps(result, indent=2))
+    return {
+        "csv": out / "stress.csv",
+        "json": out / "stress.json",
+        "png": plot_stress(result["rows"], out / "stress.png"),
+    }
+
+
+def stress_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """``(header, rows)`` for the report: one row per shifted set, metrics to 3 decimals."""
+
+    def f(v: Any) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    header = ["shift", "severity", "amount", "ROC AUC", "AUC drop", "accuracy", "balanced acc.", "ECE"]
+    rows = [
+        [
+            r["shift"],
+            str(r["severity"]),
+            r["parameter"],
+            f(r["roc_auc"]),
+            f(r["auc_drop"]),
+            f(r["accuracy"]),
+            f(r["balanced_accuracy"]),
+            f(r["ece"]),
+        ]
+        for r in result["rows"]
+    ]
+    return header, rows
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    """One line: ``stress score 0.951 (mean AUC over 27 shifted sets; clean 0.990); worst: blur 3 ...``."""
+    if summary.get("stress_score") is None:
+        return "stress score n/a (ROC AUC undefined on these images)"
+    w = summary["worst"]
+    clean = summary.get("clean_auc")
+    clean_txt = "n/a" if clean is None else f"{clean:.3f}"
+    return (
+        f"stress score {summary['stress_score']:.3f} (mean ROC AUC over {summary['n_shifted_sets']} shifted "
+        f"sets; clean {clean_txt}); worst: {w['shift']} severity {w['severity']} ({w['parameter']}) "
+        f"AUC {w['roc_auc']:.3f}; mean accuracy {_fmt(summary.get('mean_accuracy'))} "
+        f"(clean {_fmt(summary.get('clean_accuracy'))})"
+    )
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
