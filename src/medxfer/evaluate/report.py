@@ -203,7 +203,7 @@ def render_markdown(ctx: dict[str, Any]) -> str:
         if sid == "figures":
             out += [f"![{cap}]({f})" for cap, f in content]
         elif sid == "stress":
-            out += [f"![{STRESS_CAPTION}]({content[1]})", "", _md_table(*content[0])]
+            out += [f"![{STRESS_CAPTION}]({content[1]})", "", markdown_table(*content[0])]
         elif sid == "worst":
             table, gallery = content
             if gallery:

@@ -18,8 +18,8 @@ fill) are given for a 224-pixel short side and scaled with the image, so a shift
 | ``rotation`` | 5 / 10 / 15 degrees, corners filled black |
 | ``lowres`` | down-sampled to 1/2, 1/3, 1/4 of each side, then back up |
 
-Predictions go through :class:`medxfer.inference.predictor.Predictor` (the one inference path) and metrics through
-:mod:`medxfer.evaluate.metrics`. The **stress score** is the mean ROC AUC over all shifted sets (every
+Predictions go through :class:`medxfer.inference.predictor.Predictor` (the one inference path) and
+metrics through :mod:`medxfer.evaluate.metrics`. The **stress score** is the mean ROC AUC over all shifted sets (every
 shift at every severity); the report also names the worst one.
 """
 
