@@ -278,6 +278,26 @@ def _context(
     }
 
 
+def _write_tables(
+    out: Path,
+    sub: ImageTable,
+    y: np.ndarray,
+    proba: np.ndarray,
+    result: dict[str, Any],
+    leaks: list[dict[str, str]],
+    class_names: list[str],
+) -> np.ndarray:
+    """``leaks.csv``, ``predictions.csv`` and ``metrics.json`` of one evaluation; returns the predicted
+    classes (at ``result["threshold"]``)."""
+    from medxfer.io import atomic_write_text
+
+    write_leaks(out / "leaks.csv", leaks)
+    pred = M.predict(proba, result["threshold"])
+    write_predictions(out / "predictions.csv", sub, y, pred, proba, class_names)
+    atomic_write_text(out / "metrics.json", json.dumps(result, indent=2))
+    return pred
+
+
 def evaluate_run(
     run_dir: str | os.PathLike[str],
     table: ImageTable,
@@ -305,7 +325,6 @@ def evaluate_run(
     """
     from medxfer.evaluate.report import write_reports
     from medxfer.inference.predictor import Predictor
-    from medxfer.io import atomic_write_text
 
     run = Path(run_dir)
     predictor = Predictor(run)  # the one inference path: `evaluate --tta` measures what `predict --tta` does
@@ -323,10 +342,7 @@ def evaluate_run(
     )
     if about is not None:
         result["set"] = about
-    write_leaks(out / "leaks.csv", leaks or [])
-    pred = M.predict(proba, result["threshold"])
-    write_predictions(out / "predictions.csv", sub, y, pred, proba, list(info.class_names))
-    atomic_write_text(out / "metrics.json", json.dumps(result, indent=2))
+    pred = _write_tables(out, sub, y, proba, result, leaks or [], list(info.class_names))
     n_worst = worst if predictor.has_cam else 0
     rows, gallery = worst_cases(predictor.model, info, sub, y, proba, pred, n_worst, out)
     ctx = {
