@@ -42,7 +42,8 @@ def main() -> int:
 
     from medxfer.data.datasets import load_datasets
     from medxfer.data.resolve import resolve_channels
-    from medxfer.features.classical import parse_classifiers, run_classical
+    from medxfer.features.classical import run_classical
+    from medxfer.features.classifiers import parse_classifiers
     from medxfer.features.extract import backbone_meta, extract_features, save_features
 
     torch.set_num_threads(args.threads)

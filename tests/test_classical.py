@@ -10,15 +10,14 @@ from typer.testing import CliRunner
 
 from medxfer.cli import app
 from medxfer.features.classical import (
-    CLASSIFIERS,
     comparison_markdown,
     ensure_splits,
     fit_classifier,
     load_classical,
-    parse_classifiers,
     predict_classical,
     run_classical,
 )
+from medxfer.features.classifiers import CLASSIFIERS, parse_classifiers
 from medxfer.features.extract import FeatureSet, save_features
 
 

@@ -323,7 +323,7 @@ class Run:
         """
         import pandas as pd
 
-        from medxfer.inference.predictor import collect_inputs, predict_files
+        from medxfer.inference.files import collect_inputs, predict_files
 
         if isinstance(inputs, np.ndarray):
             inputs = [inputs]

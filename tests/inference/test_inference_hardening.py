@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from medxfer.cli import app
 from medxfer.data.images import pixel_cap
-from medxfer.inference.predictor import Predictor, predict_files
+from medxfer.inference.files import predict_files
+from medxfer.inference.predictor import Predictor
 from medxfer.runs import ModelInfoError
 from medxfer.serve.app import create_app
 

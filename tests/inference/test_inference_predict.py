@@ -11,7 +11,8 @@ from inference_helpers import CLASSES, gray_image, make_run, write_png
 from typer.testing import CliRunner
 
 from medxfer.cli import app
-from medxfer.inference.predictor import Predictor, PredictorError, collect_inputs, predict_files, shift_image
+from medxfer.inference.files import collect_inputs, predict_files
+from medxfer.inference.predictor import Predictor, PredictorError, shift_image
 
 
 @pytest.fixture(scope="module")

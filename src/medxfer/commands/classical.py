@@ -91,7 +91,8 @@ def classical(
     overwrite: bool = typer.Option(False, help="Write into an --out that already holds results."),
 ) -> None:
     """Tune scikit-learn classifiers on frozen features (grouped CV), compare them, save the best."""
-    from medxfer.features.classical import INFO_FILE, parse_classifiers, run_classical
+    from medxfer.features.classical import INFO_FILE, run_classical
+    from medxfer.features.classifiers import parse_classifiers
     from medxfer.features.extract import load_features
 
     try:

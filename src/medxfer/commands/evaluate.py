@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import typer
 
@@ -47,27 +48,37 @@ def _report_leaks(sets: list) -> None:
                 echo_err(f"  ... and {len(s.leaks) - 10} more")
 
 
+class _OwnData(NamedTuple):
+    """The run's own data (RUN/config.yaml), the label task and the splits file evaluations use."""
+
+    specs: list[str]
+    task: str | None
+    label_map: dict | None
+    splits: Path
+
+
 def _calibrate(
     run: Path,
-    spec: str,
-    task: str | None,
-    label_map: dict | None,
+    local: tuple[str, str, float],
+    own: _OwnData,
     leak_check: bool,
-    fit: str,
-    fraction: float,
     seed: int,
     batch_size: int,
     tta: bool,
     n_boot: int,
 ):  # noqa: ANN202
-    """``--calibrate-on``: fit, store in model.json, print before/after; returns the set to report on."""
+    """``--calibrate-on``: fit, store in model.json, print before/after; returns the set to report on.
+
+    ``local``: ``(--calibrate-on, --calibrate-fit, --calibrate-fraction)``.
+    """
     from medxfer.inference.calibration import before_after_lines, calibrate_local
 
+    spec, fit, fraction = local
     rest, result = calibrate_local(
         run,
         spec,
-        task,
-        label_map,
+        own.task,
+        own.label_map,
         leak_check,
         fit=fit,
         fraction=fraction,
@@ -85,6 +96,69 @@ def _calibrate(
     for line in before_after_lines(result):
         echo_err("  " + line)
     return rest
+
+
+def _check_run(run: Path, split: str | None) -> None:
+    if not (run / "model.json").is_file():
+        fail(f"{run}: not a medxfer run folder (no model.json); train one first")
+    if split is not None and split not in ("train", "val", "test", "all"):
+        fail(f"--split {split!r}: valid: train, val, test, all")
+
+
+def _own_data(run: Path, task: str | None, splits: Path | None) -> _OwnData:
+    """The run's data specs and label map; ``--task`` and ``--splits`` or their defaults from the run."""
+    from medxfer.inference.sets import run_data
+
+    try:
+        own_specs, own_task, label_map = run_data(run)
+    except ValueError as exc:
+        fail(str(exc))
+    splits = splits if splits is not None else run / "splits.csv"
+    if not splits.is_file() and splits != run / "splits.csv":
+        fail(f"{splits}: splits file not found")
+    return _OwnData(own_specs, task or own_task, label_map, splits)
+
+
+def _announce(sets: list, split: str | None) -> None:
+    """On stderr: what each set is, a note when ``--split`` has no internal set to apply to, leaks."""
+    if split is not None and not any(s.kind == "internal" for s in sets):
+        echo_err(f"note: --split {split} applies to the run's own data; every dataset here is external")
+    for s in sets:
+        echo_err(s.describe())
+    _report_leaks(sets)
+
+
+def _choose_threshold(run: Path, sets: list, own: _OwnData, rule: str, batch_size: int, tta: bool) -> None:
+    """``--choose-threshold``: pick it on the val split of the run's own data, store it in model.json."""
+    from medxfer.inference import evaluation as runner
+    from medxfer.inference.sets import internal_set
+
+    specs = next((s.specs for s in sets if s.kind == "internal"), own.specs)
+    val = internal_set(specs, own.splits, "val", own.task, own.label_map).table
+    t = runner.choose_threshold(run, val, rule, batch_size, tta)
+    echo_err(f"threshold {t:.4f} ({rule} on the val split) written to {run / 'model.json'}")
+
+
+def _print_results(sets: list, done: dict) -> None:
+    """On stdout: per set, its size, rule, headline metrics with CIs and report; then generalisation."""
+    for s, result in zip(sets, done["results"], strict=True):
+        unit = result["bootstrap"]["unit"]
+        print(f"== {result['name']}: {s.describe()}")
+        print(
+            f"{result['n_images']} images, {result['n_patients']} patients; {result['rule']}; CI over {unit}s"
+        )
+        print(_headline(result))
+        if "stress" in result:
+            from medxfer.evaluate.stress import summary_text
+
+            print(summary_text(result["stress"]))
+        print(f"report: {result['report']}")
+    if done["generalisation"] is not None:
+        from medxfer.evaluate.generalisation import render_markdown
+
+        gen = done["generalisation"]
+        print(render_markdown(gen, "Generalisation").split("\n", 4)[-1])
+        print(f"generalisation report: {gen['report']}")
 
 
 def evaluate(
@@ -151,59 +225,29 @@ def evaluate(
     the run's val/test evaluations, the generalisation table RUN/eval/generalisation/.
     """
     from medxfer.data.datasets import DatasetError
-    from medxfer.inference import evaluation as runner
-    from medxfer.inference.sets import evaluate_sets, internal_set, plan_sets, run_data
+    from medxfer.inference.sets import evaluate_sets, plan_sets
 
-    if not (run / "model.json").is_file():
-        fail(f"{run}: not a medxfer run folder (no model.json); train one first")
-    if split is not None and split not in ("train", "val", "test", "all"):
-        fail(f"--split {split!r}: valid: train, val, test, all")
+    _check_run(run, split)
     specs = [] if calibrate_on and not (data or more) else _specs(run, data, more)
+    own = _own_data(run, task, splits)
     try:
-        own_specs, own_task, label_map = run_data(run)
-    except ValueError as exc:
-        fail(str(exc))
-    task = task or own_task
-    splits = splits if splits is not None else run / "splits.csv"
-    if not splits.is_file() and splits != run / "splits.csv":
-        fail(f"{splits}: splits file not found")
-    try:
-        sets = plan_sets(specs, splits, split, task, label_map, leak_check=leak_check) if specs else []
+        sets = (
+            plan_sets(specs, own.splits, split, own.task, own.label_map, leak_check=leak_check)
+            if specs
+            else []
+        )
         if calibrate_on:
-            sets.insert(
-                0,
-                _calibrate(
-                    run,
-                    calibrate_on,
-                    task,
-                    label_map,
-                    leak_check,
-                    calibrate_fit,
-                    calibrate_fraction,
-                    seed,
-                    batch_size,
-                    tta,
-                    n_boot,
-                ),
-            )
-        if split is not None and not any(s.kind == "internal" for s in sets):
-            echo_err(f"note: --split {split} applies to the run's own data; every dataset here is external")
-        for s in sets:
-            echo_err(s.describe())
-        _report_leaks(sets)
+            local = (calibrate_on, calibrate_fit, calibrate_fraction)
+            sets.insert(0, _calibrate(run, local, own, leak_check, seed, batch_size, tta, n_boot))
+        _announce(sets, split)
         if choose_threshold:
-            own = next((s.specs for s in sets if s.kind == "internal"), own_specs)
-            val = internal_set(own, splits, "val", task, label_map).table
-            t = runner.choose_threshold(run, val, choose_threshold, batch_size, tta)
-            echo_err(
-                f"threshold {t:.4f} ({choose_threshold} on the val split) written to {run / 'model.json'}"
-            )
+            _choose_threshold(run, sets, own, choose_threshold, batch_size, tta)
         done = evaluate_sets(
             run,
             sets,
             name=name,
             tta=tta,
-            internal=(own_specs, task, label_map),
+            internal=(own.specs, own.task, own.label_map),
             log=echo_err,
             worst=worst,
             batch_size=batch_size,
@@ -213,24 +257,7 @@ def evaluate(
         )
     except (DatasetError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
-    for s, result in zip(sets, done["results"], strict=True):
-        unit = result["bootstrap"]["unit"]
-        print(f"== {result['name']}: {s.describe()}")
-        print(
-            f"{result['n_images']} images, {result['n_patients']} patients; {result['rule']}; CI over {unit}s"
-        )
-        print(_headline(result))
-        if "stress" in result:
-            from medxfer.evaluate.stress import summary_text
-
-            print(summary_text(result["stress"]))
-        print(f"report: {result['report']}")
-    if done["generalisation"] is not None:
-        from medxfer.evaluate.generalisation import render_markdown
-
-        gen = done["generalisation"]
-        print(render_markdown(gen, "Generalisation").split("\n", 4)[-1])
-        print(f"generalisation report: {gen['report']}")
+    _print_results(sets, done)
 
 
 def explain(
@@ -248,7 +275,7 @@ def explain(
 
     if not (run / "model.json").is_file():
         fail(f"{run}: not a medxfer run folder (no model.json)")
-    from medxfer.inference.predictor import collect_inputs
+    from medxfer.inference.files import collect_inputs
 
     try:
         files = collect_inputs([str(p) for p in images])

@@ -16,7 +16,8 @@ import typer
 from medxfer.commands.common import echo_err, fail
 
 if TYPE_CHECKING:
-    from medxfer.inference.predictor import PredictionTable, Predictor
+    from medxfer.inference.files import PredictionTable
+    from medxfer.inference.predictor import Predictor
 
 ENGINE_HELP = "torch (the run's weights) or onnx (RUN/model.onnx from `medxfer export`)."
 
@@ -37,7 +38,8 @@ def predict(
 
     Exit status: 0 all predicted; 1 some files unreadable (error column + stderr); 2 bad command line.
     """
-    from medxfer.inference.predictor import Predictor, PredictorError, collect_inputs
+    from medxfer.inference.files import collect_inputs
+    from medxfer.inference.predictor import Predictor, PredictorError
     from medxfer.io import atomic_write_text
 
     if out.exists() and not force:
@@ -64,7 +66,7 @@ def _predict_with_progress(
     predictor: Predictor, paths: list[str], batch_size: int, tta: bool, cam: Path | None
 ) -> PredictionTable:
     """Run ``predict_files`` with a progress bar on stderr (terminal only, more than one batch)."""
-    from medxfer.inference.predictor import predict_files
+    from medxfer.inference.files import predict_files
 
     if len(paths) <= batch_size or not sys.stderr.isatty():
         return predict_files(predictor, paths, batch_size, tta, cam, on_error=echo_err)
@@ -98,7 +100,7 @@ def export(
     """Export the model (dynamic batch; outputs probabilities) and check it matches PyTorch within 1e-4."""
     from medxfer.data.images import ImageError, read_image
     from medxfer.inference.export import ExportError, default_output, export_run
-    from medxfer.inference.predictor import collect_inputs
+    from medxfer.inference.files import collect_inputs
 
     if format not in ("onnx", "torchscript"):
         fail(f"unknown --format {format!r}; choose onnx or torchscript")

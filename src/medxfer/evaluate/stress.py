@@ -19,8 +19,8 @@ fill) are given for a 224-pixel short side and scaled with the image, so a shift
 | ``lowres`` | down-sampled to 1/2, 1/3, 1/4 of each side, then back up |
 
 Predictions go through :class:`medxfer.inference.predictor.Predictor` (the one inference path) and
-metrics through :mod:`medxfer.evaluate.metrics`. The **stress score** is the mean ROC AUC over all shifted sets (every
-shift at every severity); the report also names the worst one.
+metrics through :mod:`medxfer.evaluate.metrics`. The **stress score** is the mean ROC AUC over all
+shifted sets (every shift at every severity); the report also names the worst one.
 """
 
 from __future__ import annotations
@@ -365,3 +365,20 @@ def summary_text(summary: dict[str, Any]) -> str:
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def run_stress(
+    predictor: Predictor,
+    paths: Sequence[str],
+    y: np.ndarray,
+    out: str | Path,
+    batch_size: int = 32,
+    tta: bool = False,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Decode ``paths`` with ``predictor.read`` (its pixel cap), :func:`stress_test`, and write
+    ``stress.csv``/``stress.json``/``stress.png`` into ``out``; returns the stress result."""
+    images = [predictor.read(str(p)) for p in paths]
+    result = stress_test(predictor, images, y, batch_size=batch_size, tta=tta, seed=seed)
+    write_stress(out, result)
+    return result

@@ -1,9 +1,10 @@
 """Classical classifiers on frozen-network features: scikit-learn Pipelines chosen by grouped CV.
 
-Each registered classifier is a Pipeline ``StandardScaler -> [PCA] -> estimator`` with a small
-hyper-parameter grid. The grid is searched by cross-validation on the training split, grouped by
-patient (``StratifiedGroupKFold``), then every tuned pipeline is scored on val/test with the same
-metrics as ``medxfer evaluate`` (:func:`medxfer.evaluate.metrics.classification_metrics`).
+Each registered classifier (:mod:`medxfer.features.classifiers`) is a Pipeline
+``StandardScaler -> [PCA] -> estimator`` with a small hyper-parameter grid. The grid is searched by
+cross-validation on the training split, grouped by patient (``StratifiedGroupKFold``), then every
+tuned pipeline is scored on val/test with the same metrics as ``medxfer evaluate``
+(:func:`medxfer.evaluate.metrics.classification_metrics`).
 The best pipeline is saved with skops (no pickle) next to ``classical.json``.
 
 Example::
@@ -24,79 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from medxfer.features.classifiers import CLASSIFIERS, make_pipeline
 from medxfer.features.extract import FeatureSet
 
 MODEL_FILE = "model.skops"
 INFO_FILE = "classical.json"
-
-
-@dataclass
-class ClassifierSpec:
-    """A registered classifier: estimator factory, grid, default PCA size, search budget."""
-
-    name: str
-    build: Callable[[int], Any]  # seed -> unfitted estimator
-    grid: dict[str, list[Any]]  # keys without the "clf__" prefix
-    pca: int | None = None  # default PCA components (None: no PCA)
-    n_iter: int | None = None  # RandomizedSearch budget (None: full grid)
-
-
-CLASSIFIERS: dict[str, ClassifierSpec] = {}
-
-
-def register_classifier(
-    name: str, grid: dict[str, list[Any]], pca: int | None = None, n_iter: int | None = None
-):
-    """Decorator: register ``fn(seed) -> estimator`` under ``name``."""
-
-    def deco(fn: Callable[[int], Any]) -> Callable[[int], Any]:
-        CLASSIFIERS[name] = ClassifierSpec(name, fn, grid, pca, n_iter)
-        return fn
-
-    return deco
-
-
-def list_classifiers() -> list[str]:
-    """Names accepted by ``--classifiers``."""
-    return list(CLASSIFIERS)
-
-
-@register_classifier("logreg", {"C": [0.003, 0.01, 0.03, 0.1, 0.3]})
-def _logreg(seed: int) -> Any:
-    from sklearn.linear_model import LogisticRegression
-
-    return LogisticRegression(max_iter=3000, class_weight="balanced", random_state=seed)
-
-
-@register_classifier("svm", {"C": [0.3, 1.0, 3.0], "gamma": ["scale"]}, pca=256)
-def _svm(seed: int) -> Any:
-    from sklearn.svm import SVC
-
-    # AUC during the search uses decision_function; the final fit is calibrated (see fit_classifier).
-    return SVC(kernel="rbf", class_weight="balanced", random_state=seed)
-
-
-@register_classifier("rf", {"max_features": ["sqrt", 0.05], "min_samples_leaf": [1, 3]})
-def _rf(seed: int) -> Any:
-    from sklearn.ensemble import RandomForestClassifier
-
-    return RandomForestClassifier(n_estimators=200, class_weight="balanced", n_jobs=2, random_state=seed)
-
-
-@register_classifier("knn", {"n_neighbors": [7, 15, 31], "weights": ["uniform", "distance"]}, pca=64)
-def _knn(seed: int) -> Any:
-    from sklearn.neighbors import KNeighborsClassifier
-
-    return KNeighborsClassifier()
-
-
-@register_classifier("gboost", {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31]}, pca=64)
-def _gboost(seed: int) -> Any:
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    return HistGradientBoostingClassifier(
-        max_iter=150, class_weight="balanced", early_stopping=False, random_state=seed
-    )
 
 
 @dataclass
@@ -109,15 +42,6 @@ class ClassicalResult:
     params: dict[str, Any]
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # split -> classification_metrics
     seconds: float = 0.0
-
-
-def parse_classifiers(text: str) -> list[str]:
-    """``"logreg,svm"`` -> names; ``all`` for every registered one. Raises ValueError naming valid choices."""
-    names = list(CLASSIFIERS) if text.strip() == "all" else [n.strip() for n in text.split(",") if n.strip()]
-    bad = [n for n in names if n not in CLASSIFIERS]
-    if bad or not names:
-        raise ValueError(f"unknown classifier(s) {bad or text!r}; valid: {', '.join(CLASSIFIERS)} or all")
-    return names
 
 
 def ensure_splits(fs: FeatureSet, val: float = 0.2, seed: int = 0) -> tuple[FeatureSet, str]:
@@ -136,19 +60,6 @@ def ensure_splits(fs: FeatureSet, val: float = 0.2, seed: int = 0) -> tuple[Feat
     cols = {**fs.columns, "split": drawn.table["split"].to_numpy().astype(str)}
     out = FeatureSet(fs.features, fs.labels, fs.class_names, cols, dict(fs.meta))
     return out, f"auto: {val:.0%} of images held out as val, grouped by patient (assign_splits, seed {seed})"
-
-
-def make_pipeline(name: str, pca: int | None, seed: int, n_features: int) -> Any:
-    """``StandardScaler -> [PCA] -> classifier`` (PCA capped to the feature count)."""
-    from sklearn.decomposition import PCA
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    steps: list[tuple[str, Any]] = [("scale", StandardScaler())]
-    if pca:
-        steps.append(("pca", PCA(n_components=min(pca, n_features), random_state=seed)))
-    steps.append(("clf", CLASSIFIERS[name].build(seed)))
-    return Pipeline(steps)
 
 
 def auc_scorer(estimator: Any, x: np.ndarray, y: np.ndarray) -> float:

@@ -278,6 +278,26 @@ def _context(
     }
 
 
+def _write_tables(
+    out: Path,
+    sub: ImageTable,
+    y: np.ndarray,
+    proba: np.ndarray,
+    result: dict[str, Any],
+    leaks: list[dict[str, str]],
+    class_names: list[str],
+) -> np.ndarray:
+    """``leaks.csv``, ``predictions.csv`` and ``metrics.json`` of one evaluation; returns the predicted
+    classes (at ``result["threshold"]``)."""
+    from medxfer.io import atomic_write_text
+
+    write_leaks(out / "leaks.csv", leaks)
+    pred = M.predict(proba, result["threshold"])
+    write_predictions(out / "predictions.csv", sub, y, pred, proba, class_names)
+    atomic_write_text(out / "metrics.json", json.dumps(result, indent=2))
+    return pred
+
+
 def evaluate_run(
     run_dir: str | os.PathLike[str],
     table: ImageTable,
@@ -294,21 +314,14 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Evaluate the model of ``run_dir`` on the rows of ``split`` of ``table`` into ``RUN/eval/<name>/``.
 
-    ``name`` defaults to the split (``all`` for None) plus ``-tta``. ``about`` (an
-    :meth:`medxfer.inference.sets.EvalSet.about` dict) says what the images are (internal/external) and
-    ``leaks`` lists external images left out because the run trained on them (``leaks.csv``).
-    ``stress=True`` also runs the shift stress test (:mod:`medxfer.evaluate.stress`: stress.csv/json/png,
-    a report section, and ``metrics.json["stress"]`` = its summary).
-    Returns the ``metrics.json`` dict, with ``eval_dir`` and ``report`` (path of report.html) added.
-
-    Example::
-
-        table = apply_splits(load_datasets(["kermany:data"]), "runs/demo/splits.csv")
-        result = evaluate_run("runs/demo", table, split="test")
+    ``name``: the split (``all`` for None) plus ``-tta`` by default. ``about``: what the images are (an
+    :meth:`~medxfer.inference.sets.EvalSet.about` dict); ``leaks``: external images left out (``leaks.csv``);
+    ``stress``: also the shift stress test (:mod:`medxfer.evaluate.stress`). Returns ``metrics.json``'s dict
+    with ``eval_dir`` and ``report`` (report.html). Example: ``evaluate_run("runs/demo", table, "test")``.
     """
     from medxfer.evaluate.report import write_reports
+    from medxfer.evaluate.stress import run_stress
     from medxfer.inference.predictor import Predictor
-    from medxfer.io import atomic_write_text
 
     run = Path(run_dir)
     predictor = Predictor(run)  # the one inference path: `evaluate --tta` measures what `predict --tta` does
@@ -326,18 +339,11 @@ def evaluate_run(
     )
     if about is not None:
         result["set"] = about
-    write_leaks(out / "leaks.csv", leaks or [])
-    pred = M.predict(proba, result["threshold"])
     stress_result = None
     if stress:
-        from medxfer.evaluate.stress import stress_test, write_stress
-
-        images = [predictor.read(p) for p in sub.table["path"].astype(str)]
-        stress_result = stress_test(predictor, images, y, batch_size=batch_size, tta=tta, seed=seed)
-        write_stress(out, stress_result)
+        stress_result = run_stress(predictor, sub.table["path"], y, out, batch_size, tta, seed)
         result["stress"] = stress_result["summary"]
-    write_predictions(out / "predictions.csv", sub, y, pred, proba, list(info.class_names))
-    atomic_write_text(out / "metrics.json", json.dumps(result, indent=2))
+    pred = _write_tables(out, sub, y, proba, result, leaks or [], list(info.class_names))
     n_worst = worst if predictor.has_cam else 0
     rows, gallery = worst_cases(predictor.model, info, sub, y, proba, pred, n_worst, out)
     ctx = {
