@@ -156,29 +156,6 @@ def _full_proba(
     return Predictor(fold_dir).predict_paths(paths), seconds
 
 
-def fold_metrics(
-    y: np.ndarray, proba: np.ndarray, groups: np.ndarray, class_names: list[str], n_boot: int, seed: int
-) -> dict[str, Any]:
-    """Metrics of one held-out fold at 0.5 (binary) / argmax, with patient-bootstrap 95% CIs."""
-    from medxfer.evaluate import metrics as M
-    from medxfer.inference.evaluation import evaluate_predictions
-
-    threshold = 0.5 if len(class_names) == 2 else None
-    res = evaluate_predictions(y, proba, class_names, groups, threshold, n_boot, seed)
-    flat = M.scalar_metrics(res["metrics"])
-    row: dict[str, Any] = {
-        k: flat.get(k) for k in ("roc_auc", "accuracy", "balanced_accuracy", "macro_f1", "ece")
-    }
-    if len(class_names) == 2:
-        pos = class_names[1]
-        row["sensitivity"] = flat.get(f"recall/{pos}")
-        row["specificity"] = flat.get(f"specificity/{pos}")
-    ci = res["ci"]
-    row["roc_auc_ci"] = [ci.get("roc_auc", {}).get("low"), ci.get("roc_auc", {}).get("high")]
-    row["accuracy_ci"] = [ci.get("accuracy", {}).get("low"), ci.get("accuracy", {}).get("high")]
-    return row
-
-
 def run_crossval(opts: CrossvalOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every fold of ``opts`` and write ``OUT/crossval.{md,csv,json}`` + ``OUT/predictions.csv``.
 
@@ -220,6 +197,8 @@ def _run_fold(
     log: Callable[[str], None],
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Train and score one fold; returns its report row and the held-out probabilities."""
+    from medxfer.tuning.crossval_report import fold_metrics
+
     df = ft.table
     split = df["split"].to_numpy()
     counts = {s: int((split == s).sum()) for s in ("train", "val", "test", EXCLUDED)}

@@ -16,9 +16,31 @@ import numpy as np
 if TYPE_CHECKING:
     from medxfer.config import TrainConfig
     from medxfer.data.datasets import ImageTable
-    from medxfer.tuning.crossval import CrossvalOptions
 
 SPREAD_KEYS = ("roc_auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "macro_f1", "ece")
+
+
+def fold_metrics(
+    y: np.ndarray, proba: np.ndarray, groups: np.ndarray, class_names: list[str], n_boot: int, seed: int
+) -> dict[str, Any]:
+    """Metrics of one held-out fold at 0.5 (binary) / argmax, with patient-bootstrap 95% CIs."""
+    from medxfer.evaluate import metrics as M
+    from medxfer.inference.evaluation import evaluate_predictions
+
+    threshold = 0.5 if len(class_names) == 2 else None
+    res = evaluate_predictions(y, proba, class_names, groups, threshold, n_boot, seed)
+    flat = M.scalar_metrics(res["metrics"])
+    row: dict[str, Any] = {
+        k: flat.get(k) for k in ("roc_auc", "accuracy", "balanced_accuracy", "macro_f1", "ece")
+    }
+    if len(class_names) == 2:
+        pos = class_names[1]
+        row["sensitivity"] = flat.get(f"recall/{pos}")
+        row["specificity"] = flat.get(f"specificity/{pos}")
+    ci = res["ci"]
+    row["roc_auc_ci"] = [ci.get("roc_auc", {}).get("low"), ci.get("roc_auc", {}).get("high")]
+    row["accuracy_ci"] = [ci.get("accuracy", {}).get("low"), ci.get("accuracy", {}).get("high")]
+    return row
 
 
 def _defined(values: list[Any]) -> list[float]:
@@ -46,7 +68,7 @@ def spread(folds: list[dict[str, Any]]) -> dict[str, dict[str, float | int | Non
 
 
 def build_summary(
-    opts: CrossvalOptions,
+    opts: Any,  # a medxfer.tuning.crossval.CrossvalOptions
     cfg: TrainConfig,
     table: ImageTable,
     fold_of: np.ndarray,
@@ -54,8 +76,6 @@ def build_summary(
     folds: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """The ``crossval.json`` content (folds, spread, pooled out-of-fold metrics, what was run)."""
-    from medxfer.tuning.crossval import fold_metrics
-
     df = table.table
     done = ~np.isnan(oof).any(axis=1)
     pooled = fold_metrics(
@@ -157,7 +177,7 @@ def write_outputs(
     """Write ``crossval.md``, ``crossval.csv``, ``crossval.json`` and ``predictions.csv`` atomically."""
     import pandas as pd
 
-    from medxfer.runs import atomic_write_text
+    from medxfer.io import atomic_write_text
 
     df = table.table
     preds = pd.DataFrame(
