@@ -1,7 +1,7 @@
 """Recipes by name (``medxfer train -c covid-3class`` finds ``configs/covid-3class.yaml``).
 
-Recipes are looked up in the packaged ``medxfer/configs`` (the demo recipe) and, in a source checkout,
-the repository's ``configs/``.
+Every recipe ships inside the package (``medxfer/configs``, so a pip-installed medxfer finds them by name);
+the repository's ``configs/`` is a link to that folder, so the README's ``configs/NAME.yaml`` paths work too.
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ class RecipeError(ValueError):
 
 
 def recipe_folders() -> list[Path]:
-    """Where recipes are found by name: the packaged ``medxfer/configs`` and, in a source checkout,
-    the repository's ``configs/``."""
-    package = Path(__file__).resolve().parent
-    return [p for p in (package / "configs", package.parents[1] / "configs") if p.is_dir()]
+    """Where recipes are found by name: the packaged ``medxfer/configs``."""
+    return [Path(__file__).resolve().parent / "configs"]
 
 
 def list_recipes() -> list[str]:
