@@ -33,8 +33,15 @@ def _pil_bytes(arr: np.ndarray, fmt: str, **kwargs: object) -> bytes:
     return buf.getvalue()
 
 
-def dicom_bytes(pixels: np.ndarray, syntax: str = "explicit", **extra: object) -> bytes:
-    """A small DICOM file holding ``pixels`` (uint8 or uint16): uncompressed, RLE or JPEG baseline."""
+def dicom_bytes(
+    pixels: np.ndarray,
+    syntax: str = "explicit",
+    photometric: str = "MONOCHROME2",
+    preamble: bool = True,
+    **extra: object,
+) -> bytes:
+    """A small DICOM file holding ``pixels`` (uint8, uint16 or int16): uncompressed, RLE or JPEG baseline;
+    ``preamble=False`` writes it without the 128-byte preamble and file meta header checks."""
     import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.encaps import encapsulate
@@ -57,11 +64,11 @@ def dicom_bytes(pixels: np.ndarray, syntax: str = "explicit", **extra: object) -
     ds.Modality = "DX"
     ds.Rows, ds.Columns = pixels.shape
     ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    bits = 16 if pixels.dtype == np.uint16 else 8
+    ds.PhotometricInterpretation = photometric
+    bits = 16 if pixels.dtype in (np.uint16, np.int16) else 8
     ds.BitsAllocated = ds.BitsStored = bits
     ds.HighBit = bits - 1
-    ds.PixelRepresentation = 0
+    ds.PixelRepresentation = 1 if pixels.dtype == np.int16 else 0
     for key, value in extra.items():
         setattr(ds, key, value)
     if syntax == "jpeg":
@@ -72,7 +79,7 @@ def dicom_bytes(pixels: np.ndarray, syntax: str = "explicit", **extra: object) -
         if syntax == "rle":
             ds.compress(RLELossless, encoding_plugin="pydicom")
     buf = io.BytesIO()
-    pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+    pydicom.dcmwrite(buf, ds, enforce_file_format=preamble)
     return buf.getvalue()
 
 

@@ -19,30 +19,9 @@ def _dicom(
     preamble: bool = True,
     **extra: object,
 ) -> Path:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+    from image_corpus import dicom_bytes
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "DX"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    bits = 16 if pixels.dtype in (np.uint16, np.int16) else 8
-    ds.BitsAllocated = bits
-    ds.BitsStored = bits
-    ds.HighBit = bits - 1
-    ds.PixelRepresentation = 1 if pixels.dtype == np.int16 else 0
-    for key, value in extra.items():
-        setattr(ds, key, value)
-    ds.PixelData = pixels.tobytes()
-    ds.save_as(path, enforce_file_format=preamble)
+    path.write_bytes(dicom_bytes(pixels, photometric=photometric, preamble=preamble, **extra))
     return path
 
 
