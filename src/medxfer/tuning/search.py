@@ -57,7 +57,7 @@ def fast_features(
     else:
         from medxfer.data.resolve import resolve_channels, resolve_table
 
-        table = resolve_table(cfg.data)  # the one data path: group_duplicates keeps copies on one side
+        table = resolve_table(cfg.data)  # the one data path: data.duplicates keeps copies on one side
         channels = resolve_channels(cfg.data.channels, list(table.table["path"]))
         meta = backbone_meta(
             cfg.model.backbone, cfg.model.weights, cfg.model.input_size, channels, cfg.data.mask_boxes
