@@ -21,6 +21,8 @@ BAD_SETS = [
     ("stages.9.lr=1", "no such key 'stages.9.lr'"),
     ("train.seed.x=1", "no such key 'train.seed.x'"),
     ("data.val=1.5", "data.val=1.5: expected a fraction"),
+    ("stages.0.bn=fixed", "bn='fixed' train or frozen"),
+    ("train.keep=final", "train.keep='final'; valid: best, last"),
 ]
 
 

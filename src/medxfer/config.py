@@ -59,6 +59,8 @@ class StageConfig:
     ``lr``: a number or ``auto`` (LR range test, head stages only). ``backbone_lr_mult``: the backbone
     block nearest the head learns at ``lr * mult``, each earlier block ``lr_decay`` times slower
     (discriminative rates, fastai style). ``augment`` overrides the train augmentation for this stage.
+    ``bn``: ``train`` (BatchNorm statistics of the trained blocks follow the new data) or ``frozen``
+    (they keep the pretrained statistics; their scale/shift still learn).
     """
 
     name: str = "stage"
@@ -68,6 +70,7 @@ class StageConfig:
     backbone_lr_mult: float = 0.1
     lr_decay: float = 0.5
     augment: str | dict | None = None
+    bn: str = "train"
 
 
 @dataclass
@@ -85,6 +88,7 @@ class TrainOptions:
     grad_clip: float | None = 1.0
     augment: str | dict = "light"
     monitor: str = "val_auc"  # val_auc | val_loss | val_acc | val_f1
+    keep: str = "best"  # best (the monitor's best epoch) | last (the final epoch: no choice made on val)
     early_stopping_patience: int | None = None  # epochs without improvement (None: off)
     seed: int = 0
     num_workers: int = 0
@@ -262,8 +266,8 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"stages[{i}].trainable={s.trainable!r}; valid: head, all, last:K")
         if isinstance(s.lr, str) and s.lr != "auto":
             raise ConfigError(f"stages[{i}].lr={s.lr!r}; give a number or 'auto'")
-        if s.epochs < 0:
-            raise ConfigError(f"stages[{i}].epochs={s.epochs} must be >= 0")
+        if s.epochs < 0 or s.bn not in ("train", "frozen"):
+            raise ConfigError(f"stages[{i}]: epochs={s.epochs} must be >= 0, bn={s.bn!r} train or frozen")
     from medxfer.evaluate.monitors import monitors
 
     choices = {
@@ -271,6 +275,7 @@ def validate(cfg: TrainConfig) -> None:
         "train.scheduler": (cfg.train.scheduler, ("onecycle", "cosine", "constant")),
         "train.imbalance": (cfg.train.imbalance, ("none", "class_weights", "balanced_sampler")),
         "train.monitor": (cfg.train.monitor, tuple(monitors())),
+        "train.keep": (cfg.train.keep, ("best", "last")),
         "model.output": (cfg.model.output, ("softmax", "sigmoid")),
         "data.channels": (cfg.data.channels, ("auto", "gray", "rgb")),
         "data.duplicates": (cfg.data.duplicates, ("group", "drop-cross-class", "keep")),

@@ -118,3 +118,24 @@ def test_train_modes_follow_the_stage_not_the_previous_one() -> None:
     apply_trainable(model, StageConfig(trainable="all"))
     set_train_modes(model)
     assert all(m.training for m in model.modules())
+
+
+def test_bn_frozen_keeps_running_statistics_while_the_block_learns() -> None:
+    """``bn: frozen``: BatchNorm layers of a trained block stay in eval mode (statistics kept),
+    their affine parameters and the convolutions still train."""
+    import torch
+
+    from medxfer.train.stages import set_train_modes
+
+    model = build_model("custom_cnn", num_classes=2)
+    bns = [m for m in model.backbone.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert bns, "custom_cnn should have BatchNorm layers for this test"
+    apply_trainable(model, StageConfig(trainable="all", bn="frozen"))
+    set_train_modes(model, freeze_bn=True)
+    before = [m.running_mean.clone() for m in bns]
+    model(torch.randn(4, 3, 32, 32) * 3 + 1)
+    assert all(torch.equal(b, m.running_mean) for b, m in zip(before, bns, strict=True))
+    assert all(p.requires_grad for m in bns for p in m.parameters()) and model.backbone.training
+    set_train_modes(model)  # bn: train (the default) updates them again
+    model(torch.randn(4, 3, 32, 32) * 3 + 1)
+    assert not torch.equal(before[0], bns[0].running_mean)

@@ -34,6 +34,21 @@ def test_train_writes_a_self_describing_run(tiny_data: Path, tmp_path: Path) -> 
         train_run(tiny_config(tiny_data), run, progress=False)
 
 
+def test_keep_last_saves_the_final_epoch_not_the_best(tiny_data: Path, tmp_path: Path) -> None:
+    """``train.keep: last``: model.safetensors holds the weights after the last epoch (last.ckpt), and
+    the summary says so, whichever epoch scored best on val."""
+    import torch
+    from safetensors.torch import load_file
+
+    result = train_run(tiny_config(tiny_data, keep="last"), tmp_path / "run", progress=False)
+    run = result.run_dir
+    saved = load_file(run / "model.safetensors")
+    last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    assert saved and all(torch.equal(v, last[f"model.{k}"]) for k, v in saved.items())
+    summary = json.loads((run / "train_summary.json").read_text())
+    assert summary["keep"] == "last" and summary["best_epoch"] == summary["epochs"] == 3
+
+
 def test_ddp_two_processes_on_cpu(tiny_data: Path, tmp_path: Path) -> None:
     cfg = tiny_config(tiny_data, accelerator="cpu", devices=2, strategy="ddp")
     cfg_file = tmp_path / "cfg.yaml"

@@ -245,17 +245,19 @@ def _finish(  # noqa: ANN202
     from medxfer.models.backbones import count_parameters
     from medxfer.train.pieces import TrainResult
 
-    if best_ckpt.best_model_path:
+    keep_last = cfg.train.keep == "last"  # the final weights are in module already
+    if best_ckpt.best_model_path and not keep_last:
         state = torch.load(best_ckpt.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
-    best_epoch = _best_row(history, cfg.train.monitor)
+    best_epoch = history[-1] if keep_last and history else _best_row(history, cfg.train.monitor)
     info.metrics = {k: v for k, v in best_epoch.items() if k.startswith("val_")} if best_epoch else {}
     info.extra = {"best_epoch": best_epoch.get("epoch") if best_epoch else None, "config_name": cfg.name}
     save_model(run_dir, module.model.cpu(), info)
     image_epochs = sum(1 for r in history if StageMode(cfg)(r["epoch"] - 1)[0] == "images")
     params = count_parameters(module.model)
     summary = {
-        "best_metric": float(best_ckpt.best_model_score) if best_ckpt.best_model_score is not None else None,
+        "best_metric": _kept_metric(cfg, best_ckpt, best_epoch),
+        "keep": cfg.train.keep,
         "monitor": cfg.train.monitor,
         "best_epoch": info.extra["best_epoch"],
         "epochs": len(history),
@@ -278,6 +280,14 @@ def _finish(  # noqa: ANN202
     return TrainResult(
         run_dir, summary["best_metric"] or float("nan"), info.metrics, elapsed, summary["images_per_second"]
     )
+
+
+def _kept_metric(cfg: TrainConfig, best_ckpt, kept: dict | None) -> float | None:  # noqa: ANN001
+    """The monitor's value for the saved weights: the best epoch's, or the last epoch's (``keep: last``)."""
+    if cfg.train.keep == "last":
+        value = (kept or {}).get(cfg.train.monitor)
+        return None if value is None or math.isnan(value) else float(value)
+    return float(best_ckpt.best_model_score) if best_ckpt.best_model_score is not None else None
 
 
 def flat_hparams(cfg: TrainConfig) -> dict[str, Any]:

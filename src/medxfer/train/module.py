@@ -127,8 +127,8 @@ class StageCallback(Callback):
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: ClassifierModule, batch, batch_idx: int
     ) -> None:  # noqa: ANN001
-        set_train_modes(pl_module.model)
         pos = self._position(trainer)
+        set_train_modes(pl_module.model, freeze_bn=pos.stage.bn == "frozen")
         per_epoch = self.steps_per_epoch
         step = pos.epoch_in_stage * per_epoch + batch_idx
         optimizer = trainer.optimizers[0]

@@ -98,17 +98,23 @@ def apply_trainable(model: nn.Module, stage: StageConfig) -> bool:
     return k == 0
 
 
-def set_train_modes(model: nn.Module) -> None:
+def set_train_modes(model: nn.Module, freeze_bn: bool = False) -> None:
     """Train mode for what learns, eval mode for every backbone layer whose own parameters are all
     frozen: BatchNorm statistics (and dropout) of frozen layers stay those of the weights they came
     with, so a stage leaves the blocks it does not train bit-identical. Call it before each training
     step: modes are set from ``requires_grad`` every time, never inherited from an earlier stage
     (Lightning restores the pre-validation modes, which would carry a head stage's frozen
-    backbone into fine-tuning — and a resumed run would then differ from an uninterrupted one)."""
+    backbone into fine-tuning — and a resumed run would then differ from an uninterrupted one).
+    ``freeze_bn`` (a stage's ``bn: frozen``): every backbone BatchNorm layer keeps its running
+    statistics (eval mode) even where its scale and shift learn."""
     model.train()
     if not any(p.requires_grad for p in model.backbone.parameters()):
         model.backbone.eval()
         return
+    if freeze_bn:
+        for m in model.backbone.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
     for block in model.blocks():  # frozen blocks whole (their dropout too)
         params = list(block.parameters())
         if params and not any(p.requires_grad for p in params):
