@@ -33,6 +33,11 @@ VARIANTS: dict[str, list[str]] = {
     "ft2": ["stages.1.epochs=2"],
     "lite1": ["model.backbone=efficientnet_lite1"],
     "res256": ["model.input_size=256"],
+    # which weights are kept, and how the fine-tune treats BatchNorm (issue 10 made it train mode)
+    "keep-last": ["train.keep=last"],
+    "bn-frozen": ["stages.1.bn=frozen", "train.keep=last"],
+    "bn-frozen-ft2": ["stages.1.bn=frozen", "stages.1.epochs=2", "train.keep=last"],
+    "head-only": ["stages=[{name: head, epochs: 3, trainable: head, lr: 3.0e-3, augment: none}]"],
 }
 # override keys that a head trained on frozen embeddings (crossval --fast) can express
 FAST_KEYS = ("model.backbone", "model.input_size", "model.head", "train.label_smoothing", "stages.0.")
@@ -72,6 +77,34 @@ def _crossval(config: Path, overrides: list[str], out: Path) -> str:
     opts = CrossvalOptions(config, out, by="source", fast=True, overrides=overrides, n_boot=50, threads=2)
     auc = run_crossval(opts, log=lambda m: None)["spread"]["roc_auc"]
     return f"{auc['mean']:.3f} / {auc['min']:.3f}"
+
+
+def _external(run: Path, spec: str, label_map: dict[str, str | None] | None) -> str:
+    """ROC AUC (95% CI) and balanced accuracy at the run's threshold on another source's images, copies
+    of the run's train/val images left out (the external path of ``medxfer evaluate``)."""
+    from medxfer.evaluate.bootstrap import bootstrap_ci
+    from medxfer.evaluate.metrics import classification_metrics, roc_auc
+    from medxfer.inference.evaluation import model_labels
+    from medxfer.inference.predictor import Predictor
+    from medxfer.inference.sets import plan_sets
+
+    (ext,) = plan_sets([spec], run / "splits.csv", label_map=label_map)
+    p = Predictor(run)
+    y = model_labels(ext.table, p.class_names)
+    proba = p.predict_paths(list(ext.table.table["path"]))
+    ci = bootstrap_ci(lambda a, b: {"roc_auc": roc_auc(a, b)}, y, proba, n_boot=200)["roc_auc"]
+    m = classification_metrics(y, proba, p.class_names, threshold=p.threshold)
+    return (
+        f"{m['roc_auc']:.3f} ({ci['low']:.3f}-{ci['high']:.3f}), bal. acc {m['balanced_accuracy']:.3f}, "
+        f"n={len(y)} ({len(ext.leaks)} copies out)"
+    )
+
+
+def _external_spec(run: Path, arg: str) -> str:
+    """``SPEC`` or ``SPEC=FROM:TO,...`` -> :func:`_external` with that label map."""
+    spec, _, mapping = arg.partition("=")
+    label_map = dict(pair.split(":", 1) for pair in mapping.split(",")) if mapping else None
+    return _external(run, os.path.expandvars(spec), label_map)
 
 
 def _bf16(run: Path, n_images: int) -> str:
@@ -114,6 +147,13 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[], help="override for every variant")
     parser.add_argument("--stress-images", type=int, default=200)
     parser.add_argument("--crossval-config", type=Path, default=None)
+    parser.add_argument(
+        "--external",
+        action="append",
+        default=[],
+        help="another source to score each variant on, SPEC or SPEC=FROM:TO,... (label map), "
+        "e.g. folder:../shared/data/covid19-radiography=COVID:pneumonia,Normal:normal",
+    )
     parser.add_argument("--tta", action="store_true")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
@@ -126,8 +166,8 @@ def main() -> None:
 
     lines = [
         "| variant | overrides | val AUC | stress score | worst shifted set | train min "
-        "| LSO AUC mean / min |",
-        "|---|---|---|---|---|---|---|",
+        "| LSO AUC mean / min |" + "".join(f" {e.split('=')[0]} |" for e in args.external),
+        "|---|---|---|---|---|---|---|" + "---|" * len(args.external),
     ]
     for name in args.variants.split(","):
         if name not in VARIANTS:
@@ -157,7 +197,7 @@ def main() -> None:
                 f"| {label} | {'; '.join(VARIANTS[name]) or '(recipe)'} | {val_auc:.4f} "
                 f"| {stress['stress_score']:.4f} "
                 f"(clean {stress['clean_auc']:.4f}) | {w['shift']} {w['severity']}: {w['roc_auc']:.3f} "
-                f"| {minutes:.1f} | {cv} |"
+                f"| {minutes:.1f} | {cv} |" + "".join(f" {_external_spec(run, e)} |" for e in args.external)
             )
             print(lines[-1], flush=True)
     if args.bf16:
