@@ -70,3 +70,23 @@ def test_ddp_two_processes_on_cpu(tiny_data: Path, tmp_path: Path) -> None:
     assert (out / "model.safetensors").is_file()
     assert len(list(out.glob("model*.safetensors"))) == 1
     assert yaml.safe_load((out / "config.yaml").read_text())["train"]["devices"] == 2
+
+
+def test_embedding_bar_follows_progress(capsys: pytest.CaptureFixture[str]) -> None:
+    """The head stage's "embed (frozen backbone)" bar is off with ``--quiet`` (progress=False)."""
+    import numpy as np
+
+    from medxfer.models.backbones import build_model
+    from medxfer.runs import ModelInfo
+    from medxfer.train.data import RunData
+
+    model = build_model("custom_cnn", num_classes=2, weights="none")
+    info = ModelInfo(["a", "b"], "custom_cnn", "none", 16, (0.5,) * 3, (0.5,) * 3)
+    data = (np.zeros((300, 16, 16), np.uint8), np.zeros(300, np.int64))
+    for progress in (False, True):
+        run_data = RunData(
+            data, data, info, 8, 0, False, 0, lambda e: ("embeddings", None, 0), progress=progress
+        )
+        run_data.model = model
+        assert run_data._embeddings(0)[0].shape[0] == 300
+        assert ("embed (frozen backbone)" in capsys.readouterr().err) is progress

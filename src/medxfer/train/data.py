@@ -101,6 +101,7 @@ class RunData(L.LightningDataModule):
         balanced: bool,
         num_workers: int,
         stage_mode: Callable[[int], tuple[str, object, int]],
+        progress: bool = True,
     ):
         super().__init__()
         self.train_x, self.train_y = train
@@ -108,6 +109,7 @@ class RunData(L.LightningDataModule):
         self.info, self.batch_size, self.seed = info, batch_size, seed
         self.balanced, self.num_workers = balanced, num_workers
         self.stage_mode = stage_mode  # epoch -> ("images" | "embeddings", augment, backbone version)
+        self.progress = progress  # the embedding bar (off with --quiet, like Lightning's)
         self._emb: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.model: torch.nn.Module | None = None
 
@@ -118,8 +120,8 @@ class RunData(L.LightningDataModule):
         if version not in self._emb:
             self._emb = {
                 version: (
-                    embed_all(self.model, self.train_x, self.info),
-                    embed_all(self.model, self.val_x, self.info),
+                    embed_all(self.model, self.train_x, self.info, progress=self.progress),
+                    embed_all(self.model, self.val_x, self.info, progress=self.progress),
                 )
             }
         return self._emb[version]

@@ -166,6 +166,7 @@ def setup(cfg: TrainConfig, table, resume: bool = False, progress: bool = True) 
         cfg.train.imbalance == "balanced_sampler",
         cfg.train.num_workers,
         StageMode(cfg),
+        progress=progress,
     )
     data.model = model
     return Setup(info, module, data, len(train[1]))
