@@ -164,6 +164,21 @@ def test_crossval_cli_by_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         assert res2.exit_code == 0 and "trained already, reusing" in res2.output
 
 
+def test_crossval_fast_caps_training_rows_like_train(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``data.limit_per_class`` caps each fold's training rows in --fast mode too (not the held-out fold)."""
+    from medxfer.cli import app
+
+    monkeypatch.setenv("MEDXFER_CACHE", str(tmp_path / "cache"))
+    csv = _csv_dataset(tmp_path / "data")
+    out = tmp_path / "cv"
+    args = ["crossval", "--config", str(_config(tmp_path, csv)), "--out", str(out), "--by", "source"]
+    args += ["--fast", "--n-boot", "10", "--set", "data.limit_per_class=3"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    folds = json.loads((out / "crossval.json").read_text())["folds"]
+    assert all(f["n_train"] == 6 and f["n_images"] == 12 for f in folds)
+
+
 def test_crossval_cli_errors(tmp_path: Path) -> None:
     from medxfer.cli import app
 

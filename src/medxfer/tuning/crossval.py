@@ -200,7 +200,7 @@ def _run_fold(
     from medxfer.tuning.crossval_report import fold_metrics
 
     df = ft.table
-    split = df["split"].to_numpy()
+    split = _capped_split(ft, cfg)
     counts = {s: int((split == s).sum()) for s in ("train", "val", "test", EXCLUDED)}
     log(
         f"{name}: train {counts['train']}, val {counts['val']}, held out {counts['test']}, "
@@ -236,6 +236,18 @@ def _run_fold(
     auc = "n/a" if row["roc_auc"] is None else f"{row['roc_auc']:.3f}"
     log(f"{name}: held-out ROC AUC {auc}, accuracy {row['accuracy']:.3f} ({row['seconds']} s)")
     return row, proba
+
+
+def _capped_split(ft: ImageTable, cfg: TrainConfig) -> np.ndarray:
+    """The fold's split column, train rows over ``data.limit_per_class`` marked ``unused`` (the cap
+    ``train_run`` applies, :func:`medxfer.train.pieces.limit_train`; the held-out fold is never capped)."""
+    from medxfer.train.pieces import limit_train
+
+    split = ft.table["split"].to_numpy().copy()
+    if cfg.data.limit_per_class:
+        kept = ft.table.index.isin(limit_train(ft, cfg.data.limit_per_class, cfg.data.seed).index)
+        split[(split == "train") & ~kept] = "unused"
+    return split
 
 
 def _features(cfg: TrainConfig, table: ImageTable, log: Callable[[str], None]) -> FeatureSet:
