@@ -52,8 +52,9 @@ class Augment:
     - ``light``: rotation 5, zoom 0.05, translate 0.03, brightness/contrast 0.1.
     - ``medium``: rotation 10, shear 0.1, zoom 0.1, translate 0.05, brightness/contrast 0.2.
     - ``heavy``: rotation 15, shear 0.2, zoom 0.2, translate 0.08, brightness/contrast 0.3, crop_scale 0.8.
-    - ``acquisition``: ``light`` geometry + brightness/contrast 0.2, gamma 0.3, blur 1.5 px, noise sd 12,
-      JPEG quality 30..95, each degradation with probability 0.5: the shifts of ``evaluate --stress``.
+    - ``acquisition``: ``light`` geometry + brightness 0.2, contrast 0.3, gamma 0.4 (0.67..1.49),
+      blur up to 1.5 px, noise sd up to 10, JPEG quality 30..95, each degradation with probability 0.5:
+      about the first severity of each ``evaluate --stress`` shift, its second for noise.
     """
 
     rotation: float = 0.0
@@ -115,15 +116,16 @@ PRESETS: dict[str, Augment] = {
     "heavy": Augment(
         rotation=15, shear=0.2, zoom=0.2, translate=0.08, brightness=0.3, contrast=0.3, crop_scale=0.8
     ),
+    # light geometry + each acquisition shift at about the stress test's first severity (noise: its second)
     "acquisition": Augment(
         rotation=5,
         zoom=0.05,
         translate=0.03,
         brightness=0.2,
-        contrast=0.2,
-        gamma=0.3,
+        contrast=0.3,
+        gamma=0.4,
         blur=1.5,
-        noise=12,
+        noise=10,
         jpeg=30,
         p_degrade=0.5,
     ),
