@@ -5,7 +5,9 @@ resize -> [augment] -> scale to [0, 1] -> normalise with the weights' mean/std. 
 come from :class:`medxfer.runs.ModelInfo`, never retyped.
 
 Augmentation presets are chosen for chest X-rays: small rotations, shear, zoom, brightness and
-contrast. Horizontal flip is available but off by default: anatomy is not mirror-symmetric
+contrast, and (preset ``acquisition``) the gamma, blur, noise and JPEG differences between scanners
+and export pipelines, drawn with the stress test's pixel code (:mod:`medxfer.evaluate.shifts`).
+Horizontal flip is available but off by default: anatomy is not mirror-symmetric
 (heart on the left, ``dextrocardia`` is itself a finding) and burnt-in laterality markers would
 be flipped, so a flipped X-ray is not a plausible X-ray.
 """
