@@ -107,8 +107,10 @@ def _validate(aug: Augment) -> None:
         elif len(value) != 2 or not 0 < _number(name, value[0]) <= _number(name, value[1]):
             raise ValueError(f"{name}={value!r}: expected a fraction or a [low, high] range, 0 < low <= high")
     jpeg = aug.jpeg
-    if isinstance(jpeg, bool) or not isinstance(jpeg, int) or not (jpeg == 0 or 1 <= jpeg <= 95):
-        raise ValueError(f"jpeg={jpeg!r}: expected the lowest JPEG quality, an integer 1..95 (0 = off)")
+    if isinstance(jpeg, bool) or not isinstance(jpeg, int) or not (jpeg == 0 or 1 <= jpeg <= JPEG_BEST):
+        raise ValueError(
+            f"jpeg={jpeg!r}: expected the lowest JPEG quality, an integer 1..{JPEG_BEST} (0 = off)"
+        )
 
 
 PRESETS: dict[str, Augment] = {
