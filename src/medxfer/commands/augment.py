@@ -14,7 +14,7 @@ def augment(
     class_name: str = typer.Option(..., "--class", help="The class to grow."),
     to: int = typer.Option(..., "--to", help="Target number of images of that class (originals + copies)."),
     out: Path = typer.Option(..., "--out", help="New folder for the copies (never inside the source)."),
-    preset: str = typer.Option("medium", help="Augmentation preset: none, light, medium, heavy."),
+    preset: str = typer.Option("medium", help="Preset: none, light, medium, heavy, acquisition."),
     task: str | None = typer.Option(None, help="Label task."),
     splits: Path | None = typer.Option(None, help="splits.csv: only train images are augmented."),
     seed: int = typer.Option(0),

@@ -5,7 +5,9 @@ resize -> [augment] -> scale to [0, 1] -> normalise with the weights' mean/std. 
 come from :class:`medxfer.runs.ModelInfo`, never retyped.
 
 Augmentation presets are chosen for chest X-rays: small rotations, shear, zoom, brightness and
-contrast. Horizontal flip is available but off by default: anatomy is not mirror-symmetric
+contrast, and (preset ``acquisition``) the gamma, blur, noise and JPEG differences between scanners
+and export pipelines, drawn with the stress test's pixel code (:mod:`medxfer.evaluate.shifts`).
+Horizontal flip is available but off by default: anatomy is not mirror-symmetric
 (heart on the left, ``dextrocardia`` is itself a finding) and burnt-in laterality markers would
 be flipped, so a flipped X-ray is not a plausible X-ray.
 """
@@ -13,10 +15,12 @@ be flipped, so a flipped X-ray is not a plausible X-ray.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from medxfer.evaluate import shifts
 
 if TYPE_CHECKING:
     import torch
@@ -24,14 +28,35 @@ if TYPE_CHECKING:
     from medxfer.runs import ModelInfo
 
 
+JPEG_BEST = 95  # the best quality a ``jpeg`` draw can give (Pillow's top useful setting)
+
+
 @dataclass
 class Augment:
-    """Random augmentation parameters (all expressible in a YAML config).
+    """Random augmentation parameters (all expressible in a YAML config; 0 = off).
 
-    ``rotation`` degrees (±), ``shear`` as a fraction (Keras ``shear_range`` style: 0.2 ≈ 11°),
-    ``zoom`` ± fraction (0.2 = scale 0.8..1.2), ``brightness``/``contrast`` ± fraction or a
-    ``[low, high]`` factor range (Keras ``brightness_range=[0.2, 1.0]``), ``translate`` fraction,
+    Geometry: ``rotation`` degrees (±), ``shear`` as a fraction (Keras ``shear_range`` style:
+    0.2 ≈ 11°), ``zoom`` ± fraction (0.2 = scale 0.8..1.2), ``translate`` fraction,
     ``crop_scale`` lower bound of a RandomResizedCrop area (1.0 = off), ``hflip`` probability.
+
+    Acquisition (how another scanner, exposure or export pipeline renders the same patient):
+    ``brightness`` (exposure gain) and ``contrast`` ± fraction or a ``[low, high]`` factor range
+    (Keras ``brightness_range=[0.2, 1.0]``; contrast as a fraction only), ``gamma`` ± fraction of
+    log-gamma (0.3 = gamma ``exp(±0.3)`` = 0.74..1.35) or a ``[low, high]`` gamma range, ``blur``
+    largest Gaussian sigma in pixels at 224 px (scaled with the image), ``noise`` largest Gaussian
+    noise sd in grey levels, ``jpeg`` lowest JPEG quality (30 = quality drawn in 30..95).
+    ``p_degrade`` is the probability each of blur, noise and JPEG is applied to an image; the amount
+    is then drawn uniformly (sigma in [0, blur], sd in [0, noise]).
+
+    Presets (:data:`PRESETS`; none flips, see the module docstring):
+
+    - ``none``: the identity.
+    - ``light``: rotation 5, zoom 0.05, translate 0.03, brightness/contrast 0.1.
+    - ``medium``: rotation 10, shear 0.1, zoom 0.1, translate 0.05, brightness/contrast 0.2.
+    - ``heavy``: rotation 15, shear 0.2, zoom 0.2, translate 0.08, brightness/contrast 0.3, crop_scale 0.8.
+    - ``acquisition``: ``light`` geometry + brightness 0.2, contrast 0.3, gamma 0.4 (0.67..1.49),
+      blur up to 1.5 px, noise sd up to 10, JPEG quality 30..95, each degradation with probability 0.5:
+      about the first severity of each ``evaluate --stress`` shift, its second for noise.
     """
 
     rotation: float = 0.0
@@ -42,9 +67,50 @@ class Augment:
     contrast: float = 0.0
     crop_scale: float = 1.0
     hflip: float = 0.0
+    gamma: float | list[float] = 0.0
+    blur: float = 0.0
+    noise: float = 0.0
+    jpeg: int = 0
+    p_degrade: float = 0.5
+
+    def __post_init__(self) -> None:
+        _validate(self)
 
     def is_identity(self) -> bool:
-        return self == Augment()
+        """True when no draw changes an image (``p_degrade`` alone changes nothing)."""
+        degrades = self.p_degrade > 0 and bool(self.blur or self.noise or self.jpeg)
+        return not degrades and replace(self, blur=0.0, noise=0.0, jpeg=0, p_degrade=0.5) == Augment()
+
+
+def _number(name: str, value: object, high: float | None = None, below: bool = False) -> float:
+    """``value`` as a float in ``[0, high]`` (``[0, high)`` when ``below``), else an error naming ``name``."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not (0 <= value and (high is None or value < high or (value == high and not below))):
+        bound = "" if high is None else f" and {'<' if below else '<='} {high}"
+        raise ValueError(f"{name}={value!r}: expected a number >= 0{bound}")
+    return float(value)
+
+
+def _validate(aug: Augment) -> None:
+    """Each field's type and range; the message names the field (``noise=-3: expected ...``)."""
+    for name in ("rotation", "shear", "translate", "blur", "noise"):
+        _number(name, getattr(aug, name))
+    for name in ("contrast", "hflip", "p_degrade"):
+        _number(name, getattr(aug, name), 1.0)
+    _number("zoom", aug.zoom, 1.0, below=True)
+    if not 0 < _number("crop_scale", aug.crop_scale, 1.0):
+        raise ValueError("crop_scale=0: expected the smallest crop area, a number > 0 and <= 1 (1 = off)")
+    for name in ("brightness", "gamma"):
+        value = getattr(aug, name)
+        if not isinstance(value, list | tuple):
+            _number(name, value, 1.0, below=name == "brightness")
+        elif len(value) != 2 or not 0 < _number(name, value[0]) <= _number(name, value[1]):
+            raise ValueError(f"{name}={value!r}: expected a fraction or a [low, high] range, 0 < low <= high")
+    jpeg = aug.jpeg
+    if isinstance(jpeg, bool) or not isinstance(jpeg, int) or not (jpeg == 0 or 1 <= jpeg <= JPEG_BEST):
+        raise ValueError(
+            f"jpeg={jpeg!r}: expected the lowest JPEG quality, an integer 1..{JPEG_BEST} (0 = off)"
+        )
 
 
 PRESETS: dict[str, Augment] = {
@@ -53,6 +119,19 @@ PRESETS: dict[str, Augment] = {
     "medium": Augment(rotation=10, shear=0.1, zoom=0.1, translate=0.05, brightness=0.2, contrast=0.2),
     "heavy": Augment(
         rotation=15, shear=0.2, zoom=0.2, translate=0.08, brightness=0.3, contrast=0.3, crop_scale=0.8
+    ),
+    # light geometry + each acquisition shift at about the stress test's first severity (noise: its second)
+    "acquisition": Augment(
+        rotation=5,
+        zoom=0.05,
+        translate=0.03,
+        brightness=0.2,
+        contrast=0.3,
+        gamma=0.4,
+        blur=1.5,
+        noise=10,
+        jpeg=30,
+        p_degrade=0.5,
     ),
 }
 
@@ -184,13 +263,38 @@ def augment_uint8(img: np.ndarray, aug: Augment, rng: np.random.Generator, pad: 
         pil = ImageEnhance.Brightness(pil).enhance(rng.uniform(lo, hi))
     if aug.contrast:
         pil = ImageEnhance.Contrast(pil).enhance(rng.uniform(1 - aug.contrast, 1 + aug.contrast))
-    return np.asarray(pil)
+    return _degrade(np.asarray(pil), aug, rng)
+
+
+def _degrade(img: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarray:
+    """Gamma, then blur, noise and JPEG (each with probability ``p_degrade``), in acquisition order.
+
+    The pixel math is :mod:`medxfer.evaluate.shifts` (the stress test's). Only enabled ops draw from
+    ``rng``, so augmentations without them give exactly the images they gave before these existed.
+    """
+    if aug.gamma:
+        lo, hi = _gamma_range(aug.gamma)
+        img = shifts.gamma(img, float(np.exp(rng.uniform(np.log(lo), np.log(hi)))))
+    if aug.blur and rng.random() < aug.p_degrade:
+        img = shifts.blur(img, rng.uniform(0.0, aug.blur))
+    if aug.noise and rng.random() < aug.p_degrade:
+        img = shifts.noise(img, rng.uniform(0.0, aug.noise), rng)
+    if aug.jpeg and rng.random() < aug.p_degrade:
+        img = shifts.jpeg(img, int(rng.integers(aug.jpeg, JPEG_BEST + 1)))
+    return img
 
 
 def _factor_range(value: float | Sequence[float]) -> tuple[float, float]:
     if isinstance(value, list | tuple):
         return float(value[0]), float(value[1])
     return 1.0 - float(value), 1.0 + float(value)
+
+
+def _gamma_range(value: float | Sequence[float]) -> tuple[float, float]:
+    """``[low, high]`` as given, or ``exp(±value)`` for a fraction of log-gamma."""
+    if isinstance(value, list | tuple):
+        return float(value[0]), float(value[1])
+    return float(np.exp(-float(value))), float(np.exp(float(value)))
 
 
 def _affine(pil, aug: Augment, rng: np.random.Generator, w: int, h: int):  # noqa: ANN001, ANN202

@@ -2,9 +2,10 @@
 
 Each shift is a pure function ``(image uint8 (H, W) or (H, W, 3), severity 1..3, rng) -> image`` of the same
 shape and dtype, applied to the *decoded* image before the model's own preprocessing (mask, channels,
-resize), as a different scanner, exposure or export pipeline would. Pixel amounts (blur sigma, rotation
-fill) are given for a 224-pixel short side and scaled with the image, so a shift means the same on a
-224 px thumbnail and a 2000 px film.
+resize), as a different scanner, exposure or export pipeline would. The pixel math lives in
+:mod:`medxfer.evaluate.shifts` (shared with training augmentation); this module fixes the amounts.
+Pixel amounts (blur sigma) are given for a 224-pixel short side and scaled with the image, so a shift
+means the same on a 224 px thumbnail and a 2000 px film.
 
 | shift | severities 1 / 2 / 3 |
 |---|---|
@@ -25,7 +26,6 @@ shifted sets (every shift at every severity); the report also names the worst on
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from medxfer.evaluate import metrics as M
+from medxfer.evaluate import shifts as P
 
 if TYPE_CHECKING:
     from medxfer.inference.predictor import Predictor
 
-REFERENCE_SIDE = 224
 SEVERITIES = (1, 2, 3)
 STRESS_COLUMNS = ["shift", "severity", "parameter", "roc_auc", "accuracy", "balanced_accuracy", "macro_f1"]
 STRESS_COLUMNS += ["ece", "auc_drop"]
@@ -51,21 +51,6 @@ def _level(values: Sequence[float], severity: int) -> float:
     if severity not in SEVERITIES:
         raise ValueError(f"severity must be one of {list(SEVERITIES)}; got {severity!r}")
     return float(values[severity - 1])
-
-
-def _to_uint8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
-
-
-def _scale(img: np.ndarray) -> float:
-    """Pixels at this image's size per pixel at the 224 px reference."""
-    return min(img.shape[:2]) / REFERENCE_SIDE
-
-
-def _pil(img: np.ndarray):  # noqa: ANN202
-    from PIL import Image
-
-    return Image.fromarray(img)  # (H, W) -> "L", (H, W, 3) -> "RGB"
 
 
 EXPOSURE = (1.2, 1.4, 1.7)
@@ -81,73 +66,47 @@ LOWRES = (1 / 2, 1 / 3, 1 / 4)
 
 def exposure(img: np.ndarray, severity: int, rng: np.random.Generator | None = None) -> np.ndarray:
     """Multiply intensities by a gain > 1 and clip at 255 (burnt-out highlights)."""
-    return _to_uint8(img.astype(np.float64) * _level(EXPOSURE, severity))
+    return P.gain(img, _level(EXPOSURE, severity))
 
 
 def gamma(img: np.ndarray, severity: int, rng: np.random.Generator | None = None) -> np.ndarray:
     """``255 * (x / 255) ** g``: end points kept, mid-tones darker."""
-    return _to_uint8(255.0 * (img.astype(np.float64) / 255.0) ** _level(GAMMA, severity))
+    return P.gamma(img, _level(GAMMA, severity))
 
 
 def contrast(img: np.ndarray, severity: int, rng: np.random.Generator | None = None) -> np.ndarray:
     """``mean + f * (x - mean)`` with ``f < 1`` (a flatter film); the image mean is kept."""
-    x = img.astype(np.float64)
-    mean = x.mean()
-    return _to_uint8(mean + _level(CONTRAST, severity) * (x - mean))
+    return P.contrast(img, _level(CONTRAST, severity))
 
 
 def blur(img: np.ndarray, severity: int, rng: np.random.Generator | None = None) -> np.ndarray:
     """Gaussian blur, sigma in pixels at 224 px scaled to the image size."""
-    from PIL import ImageFilter
-
-    radius = _level(BLUR, severity) * _scale(img)
-    return np.asarray(_pil(img).filter(ImageFilter.GaussianBlur(radius)), dtype=np.uint8)
+    return P.blur(img, _level(BLUR, severity))
 
 
 def noise(img: np.ndarray, severity: int, rng: np.random.Generator | None = None) -> np.ndarray:
     """Additive Gaussian noise (sd in grey levels), clipped to 0..255; ``rng`` makes it reproducible."""
-    rng = rng if rng is not None else np.random.default_rng(0)
-    return _to_uint8(img.astype(np.float64) + rng.normal(0.0, _level(NOISE, severity), img.shape))
+    return P.noise(img, _level(NOISE, severity), rng if rng is not None else np.random.default_rng(0))
 
 
 def jpeg(img: np.ndarray, severity: int, rng: np.random.Generator | None = None) -> np.ndarray:
     """Encode as JPEG at a low quality and decode again (export pipelines, PACS screenshots)."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    _pil(img).save(buf, format="JPEG", quality=int(_level(JPEG, severity)))
-    out = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert(_pil(img).mode), dtype=np.uint8)
-    return out.reshape(img.shape)
+    return P.jpeg(img, int(_level(JPEG, severity)))
 
 
 def zoom(img: np.ndarray, severity: int, rng: np.random.Generator | None = None) -> np.ndarray:
     """Centre crop keeping a fraction of each side, resized back to the original size (tighter field)."""
-    from PIL import Image
-
-    keep = _level(ZOOM, severity)
-    h, w = img.shape[:2]
-    ch, cw = max(1, round(h * keep)), max(1, round(w * keep))
-    y0, x0 = (h - ch) // 2, (w - cw) // 2
-    crop = img[y0 : y0 + ch, x0 : x0 + cw]
-    return np.asarray(_pil(crop).resize((w, h), Image.BILINEAR), dtype=np.uint8)
+    return P.zoom(img, _level(ZOOM, severity))
 
 
 def rotation(img: np.ndarray, severity: int, rng: np.random.Generator | None = None) -> np.ndarray:
     """Rotate counter-clockwise about the centre (patient positioning), corners filled with 0."""
-    from PIL import Image
-
-    angle = _level(ROTATION, severity)
-    return np.asarray(_pil(img).rotate(angle, resample=Image.BILINEAR, fillcolor=0), dtype=np.uint8)
+    return P.rotate(img, _level(ROTATION, severity))
 
 
 def lowres(img: np.ndarray, severity: int, rng: np.random.Generator | None = None) -> np.ndarray:
     """Down-sample each side by a factor (box filter), then back up (bilinear): lost detail, same size."""
-    from PIL import Image
-
-    f = _level(LOWRES, severity)
-    h, w = img.shape[:2]
-    small = _pil(img).resize((max(1, round(w * f)), max(1, round(h * f))), Image.BOX)
-    return np.asarray(small.resize((w, h), Image.BILINEAR), dtype=np.uint8)
+    return P.lowres(img, _level(LOWRES, severity))
 
 
 SHIFTS: dict[str, tuple[ShiftFn, Sequence[float], str]] = {
