@@ -37,6 +37,10 @@ VARIANTS: dict[str, list[str]] = {
     "keep-last": ["train.keep=last"],
     "bn-frozen": ["stages.1.bn=frozen", "train.keep=last"],
     "bn-frozen-ft2": ["stages.1.bn=frozen", "stages.1.epochs=2", "train.keep=last"],
+    # acquisition-like degradations (gamma, blur, noise, JPEG) in the fine-tune / in every stage
+    "acq": ["train.augment=acquisition", "train.keep=last"],
+    "acq-bn-frozen": ["train.augment=acquisition", "stages.1.bn=frozen", "train.keep=last"],
+    "acq-all": ["train.augment=acquisition", "stages.0.augment=acquisition", "train.keep=last"],
     "head-only": ["stages=[{name: head, epochs: 3, trainable: head, lr: 3.0e-3, augment: none}]"],
 }
 # override keys that a head trained on frozen embeddings (crossval --fast) can express
