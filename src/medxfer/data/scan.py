@@ -169,3 +169,65 @@ def thumbs_array(facts: Sequence[FileFacts]) -> np.ndarray:
         if f.thumb is not None:
             out[i] = f.thumb
     return out
+
+
+_TEXT = ("path", "reason", "sha256", "ext", "mode")
+_NUMBERS = {"nbytes": np.int64, "width": np.int64, "height": np.int64, "channels": np.int64}
+_NUMBERS |= {"mean": np.float64, "std": np.float64}
+
+
+def _stamp_key(paths: Sequence[str]) -> str:
+    """A hash of every file's path, size and modification time (the cache key of a scan)."""
+    import os
+
+    h = hashlib.sha256(b"scan-v1")
+    for p in paths:
+        try:
+            st = os.stat(p)
+            h.update(f"{p}\x1f{st.st_size}:{st.st_mtime_ns}\x1e".encode())
+        except OSError:
+            h.update(f"{p}\x1fmissing\x1e".encode())
+    return h.hexdigest()
+
+
+def scan_files_cached(paths: Sequence[str], workers: int = 2, progress: bool = True) -> list[FileFacts]:
+    """:func:`scan_files`, reused from ``$MEDXFER_CACHE/scan`` when every file (path, size, mtime) is
+    unchanged: a run's train/val images are read once, not at every external evaluation. The cache is
+    plain arrays (``.npz`` loaded without pickle)."""
+    from medxfer.data.cache import cache_root
+    from medxfer.io import atomic_write_bytes
+
+    file = cache_root() / "scan" / f"{_stamp_key(paths)}.npz"
+    if file.is_file():
+        try:
+            with np.load(file, allow_pickle=False) as z:
+                return _facts_from_arrays({k: z[k] for k in z.files})
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable or older entry: scan again
+    facts = scan_files(paths, workers=workers, progress=progress)
+    buf = io.BytesIO()
+    np.savez(buf, **_facts_to_arrays(facts))
+    file.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(file, buf.getvalue())
+    return facts
+
+
+def _facts_to_arrays(facts: Sequence[FileFacts]) -> dict[str, np.ndarray]:
+    out = {k: np.array([getattr(f, k) or "" for f in facts], dtype=str) for k in _TEXT}
+    out |= {k: np.array([getattr(f, k) for f in facts], dtype=t) for k, t in _NUMBERS.items()}
+    out["dhash"] = np.array([f.dhash or 0 for f in facts], dtype=np.uint64)
+    out["has_dhash"] = np.array([f.dhash is not None for f in facts], dtype=bool)
+    out["has_thumb"] = np.array([f.thumb is not None for f in facts], dtype=bool)
+    out["thumb"] = thumbs_array(facts)
+    return out
+
+
+def _facts_from_arrays(z: dict[str, np.ndarray]) -> list[FileFacts]:
+    facts = []
+    for i in range(len(z["path"])):
+        f = FileFacts(**{k: str(z[k][i]) for k in _TEXT}, **{k: z[k][i].item() for k in _NUMBERS})
+        f.sha256 = f.sha256 or None
+        f.dhash = int(z["dhash"][i]) if z["has_dhash"][i] else None
+        f.thumb = z["thumb"][i].copy() if z["has_thumb"][i] else None
+        facts.append(f)
+    return facts

@@ -108,7 +108,7 @@ def find_leaks(
     ``seen_split``. Seen files that no longer exist are skipped (they cannot be compared).
     """
     from medxfer.data.check import duplicate_index_groups
-    from medxfer.data.scan import scan_files
+    from medxfer.data.scan import scan_files_cached
 
     ext = [str(p) for p in table.table["path"]]
     seen_paths = [str(p) for p in seen["path"]]
@@ -118,7 +118,8 @@ def find_leaks(
         if p in split_of:
             leaks[p] = {"path": p, "match": "same path", "seen_path": p, "seen_split": split_of[p]}
     present = [p for p in seen_paths if os.path.isfile(p) and p not in leaks]
-    facts = scan_files(present + ext, workers=workers, progress=progress)
+    # the run's images are read once (cached by path, size and mtime), not at every evaluation
+    facts = scan_files_cached(present, workers, progress) + scan_files_cached(ext, workers, progress)
     exact, near = duplicate_index_groups(facts)
     n_seen = len(present)
     for groups, match in ((exact, "same bytes"), (near, "near duplicate")):
