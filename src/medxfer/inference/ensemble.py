@@ -31,7 +31,9 @@ __all__ = ["EnsembleError", "EnsembleResult", "build_ensemble"]
 SHARED_FIELDS = ("class_names", "output", "input_size", "mean", "std", "channels", "mask_boxes", "resize")
 SPLITS_CSV = "splits.csv"
 NOTE_JSON = "ensemble.json"
-PROVENANCE = ("config.yaml", "train_summary.json")  # copied from the first member
+PROVENANCE = ("config.yaml",)  # copied from the first member
+TRAIN_SUMMARY = "train_summary.json"  # the first member's, with the cost of all (see _train_summary)
+SUMMED = ("seconds", "fit_seconds", "params")
 SPLIT_RANK = {"train": 0, "val": 1, "test": 2}  # merged splits: the most-seen use of an image wins
 
 
@@ -55,7 +57,8 @@ def build_ensemble(
     """Save the runs ``runs`` (2 to 16 trained run folders) as one ensemble run folder ``out``.
 
     Writes ``model.safetensors`` + ``model.json`` (``members``), ``splits.csv`` (see the module notes),
-    the first member's ``config.yaml``/``train_summary.json`` and ``check.json`` (same splits only), and
+    the first member's ``config.yaml`` and ``check.json`` (same splits only), ``train_summary.json``
+    (the first member's, training time and parameters summed over all), ``summary.txt`` and
     ``ensemble.json`` (every member's run, metrics and the splits decision). The decision threshold
     starts at 0.5 and the temperature at 1: the members' own were chosen for them, not for their mean.
 
@@ -155,18 +158,39 @@ def _merge(tables: list[Any]) -> Any:
     if unknown:
         raise EnsembleError(f"{SPLITS_CSV}: unknown split value(s) {unknown}; expected train, val, test")
     rows["_rank"] = rows["split"].map(SPLIT_RANK)
-    rows = rows.sort_values("_rank", kind="stable").drop_duplicates("path", keep="first")
-    return rows.drop(columns="_rank").sort_index()
+    order = rows.drop_duplicates("path")["path"]  # rows in the order the members list them
+    best = rows.sort_values("_rank", kind="stable").drop_duplicates("path").set_index("path")
+    return best.loc[order].reset_index().drop(columns="_rank")
 
 
 def _outputs(paths: list[Path], splits: bytes | None, splits_kind: str) -> dict[str, bytes]:
     """Files copied or made for the ensemble (model files and the note are written by :func:`_write`)."""
     files = {name: (paths[0] / name).read_bytes() for name in PROVENANCE if (paths[0] / name).is_file()}
+    summary = _train_summary(paths)
+    if summary is not None:
+        files[TRAIN_SUMMARY] = (json.dumps(summary, indent=2) + "\n").encode()
     if splits is not None:
         files[SPLITS_CSV] = splits
     if splits_kind == "shared" and (paths[0] / "check.json").is_file():
         files["check.json"] = (paths[0] / "check.json").read_bytes()  # same data: the same warnings
     return files
+
+
+def _train_summary(paths: list[Path]) -> dict[str, Any] | None:
+    """The first member's ``train_summary.json`` with ``seconds``/``fit_seconds``/``params`` summed over
+    all members (what the ensemble cost; ``compare`` shows it) and every member's summary under ``members``.
+    """
+    summaries = [
+        json.loads((p / TRAIN_SUMMARY).read_text()) if (p / TRAIN_SUMMARY).is_file() else None for p in paths
+    ]
+    if summaries[0] is None:
+        return None
+    out = {k: v for k, v in summaries[0].items() if k != "images_per_second"}  # one member's speed: not ours
+    for key in SUMMED:
+        values = [s.get(key) if s else None for s in summaries]
+        out[key] = None if any(v is None for v in values) else round(sum(values), 1)
+    out["members"] = summaries
+    return out
 
 
 def _refuse_overwrite(target: Path, files: dict[str, bytes], force: bool) -> None:
