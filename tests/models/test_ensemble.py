@@ -1,4 +1,4 @@
-"""The Ensemble network: mean of the members' probabilities, given back as logits; one-network parts refused."""
+"""The Ensemble network: the mean of its members' probabilities, as logits; one-network parts refused."""
 
 from __future__ import annotations
 
