@@ -191,27 +191,15 @@ def load_run(path: PathLike) -> Run:
     return Run(path)
 
 
-def ensemble(
-    runs: Sequence[PathLike],
-    out: PathLike,
-    *,
-    force: bool = False,
-    allow_different_splits: bool = False,
-    log: Any = print,
-) -> Run:
-    """Save 2-16 trained runs as one run folder ``out`` that predicts the mean of their probabilities.
+def ensemble(runs: Sequence[PathLike], out: PathLike, *, log: Any = print, **options: Any) -> Run:
+    """Save 2-16 trained runs as one run ``out`` that predicts the mean of their probabilities; notes go
+    to ``log``; ``options``: ``force``, ``allow_different_splits`` (``inference.ensemble.build_ensemble``).
 
-    The members must share classes (same order), output kind and preprocessing; they must share one
-    ``splits.csv`` unless ``allow_different_splits`` (then val/test keep only images no member trained
-    on). ``log`` gets notes (splits, threshold). See :mod:`medxfer.inference.ensemble`.
-
-    Example::
-
-        ens = medxfer.ensemble(["runs/kb-s1", "runs/kb-s2"], "runs/kb-ens"); ens.evaluate()
+    Example: ``medxfer.ensemble(["runs/kb-s1", "runs/kb-s2"], out="runs/kb-ens").evaluate()``
     """
     from medxfer.inference.ensemble import build_ensemble
 
-    result = build_ensemble(runs, out, force=force, allow_different_splits=allow_different_splits)
+    result = build_ensemble(runs, out, **options)
     for note in result.notes:
         log(note)
     return Run(result.path)
