@@ -170,3 +170,23 @@ def test_the_api_function_returns_a_run(members: list[Path], tmp_path: Path) -> 
     assert isinstance(run, medxfer.Run) and len(run.info.members) == 2
     assert any("--choose-threshold" in n for n in notes)
     assert run.summary().count("member ") == 2
+
+
+def test_resuming_an_ensemble_as_a_training_run_is_refused(ens: Path, tmp_path: Path) -> None:
+    run = tmp_path / "ens"
+    shutil.copytree(ens, run)
+    before = (run / "model.json").read_bytes()
+    res = CliRunner().invoke(app, ["train", "--resume", str(run), "--quiet"])
+    assert res.exit_code == 2 and "an ensemble of trained runs" in res.stderr
+    assert (run / "model.json").read_bytes() == before and not (run / "checkpoints").exists()
+
+
+def test_serve_names_the_members(ens: Path, members: list[Path]) -> None:
+    from fastapi.testclient import TestClient
+
+    from medxfer.serve.app import create_app
+
+    with TestClient(create_app(ens)) as client:
+        assert client.get("/api/model").json()["members"] == ["custom_cnn", "custom_cnn"]
+    with TestClient(create_app(members[0])) as client:
+        assert "members" not in client.get("/api/model").json()
