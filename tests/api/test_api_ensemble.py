@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY_OVERRIDES
+from conftest import train_tiny
 from typer.testing import CliRunner
 
 import medxfer
@@ -21,21 +21,7 @@ from medxfer.inference.predictor import Predictor
 @pytest.fixture(scope="module")
 def members(api_run: medxfer.Run, api_data: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """The session's tiny run and a second one trained on the same splits with another seed."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MEDXFER_CACHE", str(tmp_path_factory.mktemp("cache")))
-    try:
-        second = medxfer.train(
-            None,
-            out=tmp_path_factory.mktemp("runs") / "seed1",
-            data=[f"folder:{api_data}"],
-            progress=False,
-            data__val=0.25,
-            train__seed=1,
-            **TINY_OVERRIDES,
-        )
-    finally:
-        mp.undo()
-    return [api_run.path, second.path]
+    return [api_run.path, train_tiny(api_data, tmp_path_factory, "seed1", train__seed=1).path]
 
 
 @pytest.fixture(scope="module")
