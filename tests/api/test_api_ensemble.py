@@ -176,3 +176,20 @@ def test_serve_names_the_members(ens: Path, members: list[Path]) -> None:
         assert client.get("/api/model").json()["members"] == ["custom_cnn", "custom_cnn"]
     with TestClient(create_app(members[0])) as client:
         assert "members" not in client.get("/api/model").json()
+
+
+def test_force_keeps_a_stale_export_and_members_calibration_is_not_carried(
+    members: list[Path], tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(members[1], other)
+    info = json.loads((other / "model.json").read_text())
+    (other / "model.json").write_text(json.dumps({**info, "threshold": 0.3, "temperature": 2.0}))
+    notes: list[str] = []
+    run = medxfer.ensemble([members[0], other], tmp_path / "e", log=notes.append)
+    assert run.info.threshold == 0.5 and run.info.temperature == 1.0
+    assert any(str(other) in n and "threshold 0.3 and temperature 2" in n for n in notes)
+    (tmp_path / "e" / "model.onnx").write_bytes(b"an export of the old model")
+    with pytest.raises(ValueError, match="model.onnx exported from the model there"):
+        medxfer.ensemble([members[0], other], tmp_path / "e", force=True)
+    assert (tmp_path / "e" / "model.onnx").read_bytes() == b"an export of the old model"

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medxfer.inference.export import FORMATS
 from medxfer.models.ensemble import EnsembleError
 from medxfer.runs import MODEL_JSON, MODEL_WEIGHTS, ModelInfo
 from medxfer.train.summary import SUMMARY_TXT
@@ -83,6 +84,11 @@ def build_ensemble(
     infos = [read_model_info(p) for p in paths]
     _check_members(paths, infos)
     splits, splits_kind, notes = _splits(paths, allow_different_splits)
+    notes += [
+        f"{p}: its threshold {i.threshold:g} and temperature {i.temperature:g} are not the ensemble's"
+        for p, i in zip(paths, infos, strict=True)
+        if i.temperature != 1.0 or (i.num_classes == 2 and i.threshold != 0.5)
+    ]
     files = _outputs(paths, splits, splits_kind)
     _refuse_overwrite(target, files, force)
     return _write(target, paths, infos, files, splits_kind, notes)
@@ -200,6 +206,12 @@ def _refuse_overwrite(target: Path, files: dict[str, bytes], force: bool) -> Non
         raise EnsembleError(
             f"{target}: already holds {', '.join(existing)}; "
             "pass --force to replace them or choose another --out"
+        )
+    exports = [n for n in FORMATS.values() if (target / n).exists()]
+    if exports:  # an export of the old weights would no longer match the new model.json
+        raise EnsembleError(
+            f"{target}: holds {', '.join(exports)} exported from the model there, which the ensemble would "
+            "replace; move it away or choose another --out"
         )
 
 
