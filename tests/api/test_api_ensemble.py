@@ -193,3 +193,12 @@ def test_force_keeps_a_stale_export_and_members_calibration_is_not_carried(
     with pytest.raises(ValueError, match="model.onnx exported from the model there"):
         medxfer.ensemble([members[0], other], tmp_path / "e", force=True)
     assert (tmp_path / "e" / "model.onnx").read_bytes() == b"an export of the old model"
+
+
+def test_a_splits_file_without_its_columns_is_named(members: list[Path], tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(members[1], other)
+    (other / "splits.csv").write_text("file,fold\na.png,1\n")
+    with pytest.raises(ValueError, match=r"other/splits\.csv: needs 'path' and 'split' columns"):
+        medxfer.ensemble([members[0], other], tmp_path / "e")
+    assert not (tmp_path / "e").exists()

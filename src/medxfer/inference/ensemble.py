@@ -129,6 +129,11 @@ def _splits(paths: list[Path], allow_different: bool) -> tuple[bytes | None, str
     import pandas as pd
 
     tables = [pd.read_csv(p / SPLITS_CSV, dtype=str) if (p / SPLITS_CSV).is_file() else None for p in paths]
+    for path, table in zip(paths, tables, strict=True):
+        if table is not None and not {"path", "split"} <= set(table.columns):
+            raise EnsembleError(
+                f"{path / SPLITS_CSV}: needs 'path' and 'split' columns, has {list(table.columns)}"
+            )
     if all(t is None for t in tables):
         return None, "none", [f"no member has a {SPLITS_CSV}: evaluate the ensemble with --data"]
     maps = [None if t is None else dict(zip(t["path"], t["split"], strict=True)) for t in tables]
