@@ -78,8 +78,22 @@ def test_onnx_export_is_one_graph_that_matches(ens: Path, api_data: Path, tmp_pa
 def test_evaluate_predict_and_cams_work_on_the_ensemble(ens: Path, tmp_path: Path) -> None:
     run = tmp_path / "ens"
     shutil.copytree(ens, run)
-    res = CliRunner().invoke(app, ["evaluate", str(run), "--split", "val", "--n-boot", "20", "--worst", "2"])
+    args = [
+        "evaluate",
+        str(run),
+        "--split",
+        "val",
+        "--n-boot",
+        "20",
+        "--worst",
+        "2",
+        "--choose-threshold",
+        "youden",
+    ]
+    res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.stderr
+    info = json.loads((run / "model.json").read_text())  # rewritten with the threshold: still an ensemble
+    assert info["threshold_method"] == "youden" and len(info["members"]) == 2
     metrics = json.loads((run / "eval" / "val" / "metrics.json").read_text())
     val = pd.read_csv(run / "splits.csv").query("split == 'val'")
     assert metrics["n_images"] == len(val) and 0.0 <= metrics["metrics"]["roc_auc"] <= 1.0
