@@ -78,18 +78,8 @@ def test_onnx_export_is_one_graph_that_matches(ens: Path, api_data: Path, tmp_pa
 def test_evaluate_predict_and_cams_work_on_the_ensemble(ens: Path, tmp_path: Path) -> None:
     run = tmp_path / "ens"
     shutil.copytree(ens, run)
-    args = [
-        "evaluate",
-        str(run),
-        "--split",
-        "val",
-        "--n-boot",
-        "20",
-        "--worst",
-        "2",
-        "--choose-threshold",
-        "youden",
-    ]
+    args = ["evaluate", str(run), "--split", "val", "--n-boot", "20", "--worst", "2"]
+    args += ["--choose-threshold", "youden"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.stderr
     info = json.loads((run / "model.json").read_text())  # rewritten with the threshold: still an ensemble
