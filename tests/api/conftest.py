@@ -52,3 +52,9 @@ def train_tiny(data: Path, tmp_path_factory: pytest.TempPathFactory, name: str, 
 def api_run(api_data: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     """A run trained by ``medxfer.train`` with overrides given as keywords (read-only for tests)."""
     return train_tiny(api_data, tmp_path_factory, "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_trainer(api_data: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """``tiny_trainer(name, **overrides)``: another tiny run of ``api_data`` (e.g. other ``train__seed``)."""
+    return lambda name, **overrides: train_tiny(api_data, tmp_path_factory, name, **overrides)

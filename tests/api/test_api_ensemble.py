@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import train_tiny
 from typer.testing import CliRunner
 
 import medxfer
@@ -19,9 +18,9 @@ from medxfer.inference.predictor import Predictor
 
 
 @pytest.fixture(scope="module")
-def members(api_run: medxfer.Run, api_data: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+def members(api_run: medxfer.Run, tiny_trainer) -> list[Path]:  # noqa: ANN001
     """The session's tiny run and a second one trained on the same splits with another seed."""
-    return [api_run.path, train_tiny(api_data, tmp_path_factory, "seed1", train__seed=1).path]
+    return [api_run.path, tiny_trainer("seed1", train__seed=1).path]
 
 
 @pytest.fixture(scope="module")
