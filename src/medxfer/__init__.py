@@ -12,7 +12,18 @@ from typing import Any
 __version__ = "0.1.0"
 
 # The public API (medxfer/api.py), imported on first use so ``import medxfer`` stays instant.
-_API = ("Evaluation", "Explanation", "Run", "check", "load_run", "load_table", "make_config", "train", "tune")
+_API = (
+    "Evaluation",
+    "Explanation",
+    "Run",
+    "check",
+    "ensemble",
+    "load_run",
+    "load_table",
+    "make_config",
+    "train",
+    "tune",
+)
 __all__ = ["__version__", *_API]
 
 

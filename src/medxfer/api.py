@@ -43,6 +43,7 @@ __all__ = [
     "Explanation",
     "Run",
     "check",
+    "ensemble",
     "load_run",
     "load_table",
     "make_config",
@@ -188,6 +189,20 @@ def load_run(path: PathLike) -> Run:
         run = medxfer.load_run("runs/kb"); run.class_names
     """
     return Run(path)
+
+
+def ensemble(runs: Sequence[PathLike], out: PathLike, *, log: Any = print, **options: Any) -> Run:
+    """Save 2-16 trained runs as one run ``out`` that predicts the mean of their probabilities; notes go
+    to ``log``; ``options``: ``force``, ``allow_different_splits`` (``inference.ensemble.build_ensemble``).
+
+    Example: ``medxfer.ensemble(["runs/kb-s1", "runs/kb-s2"], out="runs/kb-ens").evaluate()``
+    """
+    from medxfer.inference.ensemble import build_ensemble
+
+    result = build_ensemble(runs, out, **options)
+    for note in result.notes:
+        log(note)
+    return Run(result.path)
 
 
 def tune(

@@ -53,6 +53,7 @@ COMMAND_MODULES = (
     "tune",  # tune
     "crossval",  # crossval
     "inference",  # predict, export, serve
+    "ensemble",  # ensemble (runs saved as one run)
     "demo",  # demo (the README main job)
 )
 

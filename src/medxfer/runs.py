@@ -45,6 +45,9 @@ class ModelInfo:
     resize: str = "squash"  # how an image becomes input_size x input_size
     metrics: dict[str, Any] = field(default_factory=dict)  # validation metrics shown by serve/compare
     extra: dict[str, Any] = field(default_factory=dict)
+    # An ensemble run (``medxfer ensemble``): one {backbone, weights, head, run, metrics} per member; the
+    # fields above are the members' shared preprocessing (backbone/weights/head: the first member's).
+    members: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:
@@ -67,8 +70,14 @@ class ModelInfo:
         size = int(input_size or size)
         return cls(list(class_names), backbone, weights, size, tuple(mean), tuple(std), **fields_)  # type: ignore[arg-type]
 
+    @property
+    def is_ensemble(self) -> bool:
+        return bool(self.members)
+
     def to_json(self) -> str:
         data = asdict(self)
+        if not data["members"]:
+            del data["members"]  # a single network's model.json stays as it always was
         return json.dumps(data, indent=2, sort_keys=True)
 
     @classmethod
@@ -114,19 +123,15 @@ def save_model(run_dir: str | os.PathLike[str], model: torch.nn.Module, info: Mo
 
 
 def load_model(run_dir: str | os.PathLike[str], device: str = "cpu") -> tuple[torch.nn.Module, ModelInfo]:
-    """Rebuild the classifier of a run folder (no network, no pickle) in eval mode."""
+    """Rebuild the classifier of a run folder (no network, no pickle) in eval mode.
+
+    An ensemble run (``members`` in model.json) gives a :class:`medxfer.models.ensemble.Ensemble`, which
+    predicts the mean of its members' probabilities.
+    """
     from safetensors.torch import load_file
 
-    from medxfer.models.backbones import build_model
-
     info = read_model_info(run_dir)
-    model = build_model(
-        info.backbone,
-        num_classes=info.num_classes,
-        weights="none",
-        head=info.head,
-        output=info.output,
-    )
+    model = _network(info)
     weights = Path(run_dir) / MODEL_WEIGHTS
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: missing; the run folder has model.json but no weights")
@@ -137,6 +142,25 @@ def load_model(run_dir: str | os.PathLike[str], device: str = "cpu") -> tuple[to
     _check_shapes(model, state, Path(run_dir))
     model.load_state_dict(state, strict=True)
     return model.to(device).eval(), info
+
+
+def _network(info: ModelInfo) -> torch.nn.Module:
+    """The untrained network ``info`` describes: a Classifier, or an Ensemble of its ``members``."""
+    from medxfer.models.backbones import build_model
+
+    if not info.members:
+        return build_model(
+            info.backbone, num_classes=info.num_classes, weights="none", head=info.head, output=info.output
+        )
+    from medxfer.models.ensemble import Ensemble
+
+    members = [
+        build_model(
+            m["backbone"], num_classes=info.num_classes, weights="none", head=m["head"], output=info.output
+        )
+        for m in info.members
+    ]
+    return Ensemble(members, output=info.output)
 
 
 def _check_shapes(model: torch.nn.Module, state: dict[str, Any], run_dir: Path) -> None:
@@ -153,6 +177,6 @@ def _check_shapes(model: torch.nn.Module, state: dict[str, Any], run_dir: Path) 
     if problems:
         shown = "; ".join(problems[:4]) + (f"; ... {len(problems) - 4} more" if len(problems) > 4 else "")
         raise ModelInfoError(
-            f"{run_dir / MODEL_JSON}: fields 'backbone', 'head', 'output' and 'class_names' do not match "
-            f"{MODEL_WEIGHTS} ({shown})"
+            f"{run_dir / MODEL_JSON}: fields 'backbone', 'head', 'output', 'class_names' (and 'members') "
+            f"do not match {MODEL_WEIGHTS} ({shown})"
         )

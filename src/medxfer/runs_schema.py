@@ -25,6 +25,35 @@ class HeadSchema(BaseModel):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
 
 
+def _known_backbone(value: str) -> str:
+    from medxfer.models.backbones import list_backbones
+
+    known = list_backbones()
+    if value not in known:
+        raise ValueError(f"unknown backbone {value!r}; known: {', '.join(known)}")
+    return value
+
+
+class MemberSchema(BaseModel):
+    """One entry of ``members`` (an ensemble run, ``medxfer ensemble``): the network of one member.
+
+    Its weights are the ``members.<i>.*`` tensors of ``model.safetensors``; ``run`` and ``metrics``
+    record where it came from (provenance only).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    backbone: str = Field(min_length=1)
+    weights: str = Field(min_length=1)
+    head: HeadSchema = Field(default_factory=HeadSchema)
+    run: str = ""
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("backbone")
+    @classmethod
+    def _backbone(cls, value: str) -> str:
+        return _known_backbone(value)
+
+
 class ModelInfoSchema(BaseModel):
     """``model.json`` as written by ``medxfer train`` (unknown keys are ignored, as on load)."""
 
@@ -45,6 +74,7 @@ class ModelInfoSchema(BaseModel):
     resize: Literal[RESIZE_MODES] = "squash"  # type: ignore[valid-type]
     metrics: dict[str, Any] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
+    members: list[MemberSchema] = Field(default_factory=list)  # an ensemble run (medxfer ensemble)
 
     @field_validator("class_names")
     @classmethod
@@ -81,11 +111,18 @@ class ModelInfoSchema(BaseModel):
     @field_validator("backbone")
     @classmethod
     def _backbone(cls, value: str) -> str:
-        from medxfer.models.backbones import list_backbones
+        return _known_backbone(value)
 
-        known = list_backbones()
-        if value not in known:
-            raise ValueError(f"unknown backbone {value!r}; known: {', '.join(known)}")
+    @field_validator("members")
+    @classmethod
+    def _members(cls, value: list[MemberSchema]) -> list[MemberSchema]:
+        from medxfer.models.ensemble import MAX_MEMBERS
+
+        if value and not 2 <= len(value) <= MAX_MEMBERS:
+            raise ValueError(
+                f"an ensemble has 2 to {MAX_MEMBERS} members, got {len(value)} "
+                "(leave 'members' out for one network)"
+            )
         return value
 
     @model_validator(mode="after")

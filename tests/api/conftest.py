@@ -28,22 +28,33 @@ def api_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_folder_dataset(tmp_path_factory.mktemp("apidata") / "data")
 
 
-@pytest.fixture(scope="session")
-def api_run(api_data: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
-    """A run trained by ``medxfer.train`` with overrides given as keywords (read-only for tests)."""
+def train_tiny(data: Path, tmp_path_factory: pytest.TempPathFactory, name: str, **overrides: object):  # noqa: ANN201
+    """A tiny run of ``data`` trained by ``medxfer.train`` (overrides as keywords) in its own cache."""
     import medxfer
 
     mp = pytest.MonkeyPatch()
     mp.setenv("MEDXFER_CACHE", str(tmp_path_factory.mktemp("cache")))
     try:
-        run = medxfer.train(
+        return medxfer.train(
             None,
-            out=tmp_path_factory.mktemp("runs") / "tiny",
-            data=[f"folder:{api_data}"],
+            out=tmp_path_factory.mktemp("runs") / name,
+            data=[f"folder:{data}"],
             progress=False,
             data__val=0.25,
             **TINY_OVERRIDES,
+            **overrides,
         )
     finally:
         mp.undo()
-    return run
+
+
+@pytest.fixture(scope="session")
+def api_run(api_data: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """A run trained by ``medxfer.train`` with overrides given as keywords (read-only for tests)."""
+    return train_tiny(api_data, tmp_path_factory, "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_trainer(api_data: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """``tiny_trainer(name, **overrides)``: another tiny run of ``api_data`` (e.g. other ``train__seed``)."""
+    return lambda name, **overrides: train_tiny(api_data, tmp_path_factory, name, **overrides)

@@ -60,7 +60,7 @@ def run_row(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     evals = {p.parent.name: _read_json(p) for p in sorted((run / "eval").glob("*/metrics.json"))}
     return {
         "run": run.name,
-        "backbone": info.backbone,
+        "backbone": " + ".join(m["backbone"] for m in info.members) if info.members else info.backbone,
         "weights": info.weights,
         "params": _param_count(run, summary),
         "image_size": info.input_size,

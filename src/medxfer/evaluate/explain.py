@@ -71,7 +71,9 @@ def grad_cam(
     """Grad-CAM heat-maps ``(B, H, W)`` in ``[0, 1]`` at the input size of ``x`` ``(B, 3, H, W)``.
 
     Args:
-        model: a classifier returning logits; ``layer`` defaults to ``model.cam_layer()``.
+        model: a classifier returning logits; ``layer`` defaults to ``model.cam_layer()``. For an
+            ensemble (a model with ``members``): the mean of the members' maps, each made for the
+            ensemble's target class, rescaled to ``[0, 1]``.
         x: preprocessed input batch.
         target: class index (or one per sample); ``None`` = the predicted class.
 
@@ -81,6 +83,8 @@ def grad_cam(
     """
     import torch
 
+    if layer is None and hasattr(model, "members"):
+        return _ensemble_cam(model, x, target)
     layer = layer if layer is not None else model.cam_layer()
     store: dict[str, torch.Tensor] = {}
 
@@ -113,6 +117,22 @@ def grad_cam(
     acts, grads = store["act"].float().cpu().numpy(), store["grad"].float().cpu().numpy()
     size = tuple(x.shape[-2:])
     return np.stack([normalize_cam(cam_from_maps(a, g), size) for a, g in zip(acts, grads, strict=True)])
+
+
+def _ensemble_cam(model: nn.Module, x: torch.Tensor, target: int | list[int] | None) -> np.ndarray:
+    """Mean of the members' normalised Grad-CAMs for the ensemble's class (its prediction if None)."""
+    import torch
+
+    if target is None:
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                target = _predicted(model(x)).tolist()
+        finally:
+            model.train(was_training)
+    mean = np.mean([grad_cam(m, x, target) for m in model.members], axis=0)  # type: ignore[union-attr]
+    return np.stack([normalize_cam(cam) for cam in mean])
 
 
 def _predicted(logits: torch.Tensor) -> torch.Tensor:

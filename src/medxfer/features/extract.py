@@ -183,6 +183,11 @@ def run_meta(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     from medxfer.runs import MODEL_WEIGHTS, read_model_info
 
     info = read_model_info(run_dir)
+    if info.members:
+        raise ValueError(
+            f"{run_dir}: an ensemble run has no single embedding (its members' features differ); "
+            "extract features with one member's run folder"
+        )
     info.weights = f"run:{Path(run_dir).resolve()}"
     return info_meta(info, file_digest(str(Path(run_dir) / MODEL_WEIGHTS)))
 

@@ -93,6 +93,7 @@ def model_summary(predictor: Predictor) -> dict[str, Any]:
         "metrics": info.metrics,
         "engine": predictor.engine,
         "run": predictor.run_dir.name,
+        **({"members": [m["backbone"] for m in info.members]} if info.members else {}),  # an ensemble
     }
 
 

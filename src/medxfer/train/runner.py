@@ -28,6 +28,11 @@ def prepare_run_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
     if resume:
         if not (out_dir / "config.yaml").is_file():
             raise FileNotFoundError(f"{out_dir}: nothing to resume (no config.yaml)")
+        if (out_dir / "ensemble.json").is_file():  # its config.yaml is a member's: resuming would replace it
+            raise RunExistsError(
+                f"{out_dir}: an ensemble of trained runs (`medxfer ensemble`), not a training run; "
+                "resume its member runs (listed in ensemble.json) and build the ensemble again"
+            )
         return
     # A folder holding only config.yaml/splits.csv is a run that failed before its first epoch (e.g. weights
     # unavailable): it may be started again. One with a checkpoint or a model is a run.

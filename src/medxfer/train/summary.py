@@ -130,5 +130,14 @@ def run_summary(run_dir: str | os.PathLike[str], depth: int = 2) -> str:
     config = run / "config.yaml"
     stages = load_config(config).stages if config.is_file() else None
     classes = ", ".join(info.class_names)
+    if info.members:  # an ensemble (medxfer ensemble): one table per member network
+        head = f"{run}: ensemble of {len(info.members)} (mean of their probabilities), classes {classes}"
+        parts = [
+            summary_text(
+                member, info.input_size, stages, depth, f"member {i}: {m['backbone']} ({m['weights']})"
+            )
+            for i, (member, m) in enumerate(zip(model.members, info.members, strict=True))  # type: ignore[arg-type]
+        ]
+        return "\n\n".join([head, *parts])
     title = f"{run}: {info.backbone} ({info.weights}), classes {classes}, input {info.input_size} px"
     return summary_text(model, info.input_size, stages, depth, title)

@@ -1,0 +1,42 @@
+"""``medxfer ensemble``: trained runs saved as one run folder (the mean of their probabilities)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from medxfer.commands.common import echo_err, fail
+
+
+def ensemble(
+    runs: list[Path] = typer.Argument(..., help="Two or more trained run folders (the members)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder to write the ensemble into."),
+    allow_different_splits: bool = typer.Option(
+        False,
+        "--allow-different-splits",
+        help="Members trained on different splits.csv: keep as val/test only images no member trained on.",
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace the files of an existing run in --out."),
+) -> None:
+    """Save several runs as one ensemble run: predict, evaluate, explain, export and serve use it as any run.
+
+    The members must share classes (same order), output kind and preprocessing (input size, mean/std,
+    channels, mask boxes), and one splits.csv (else evaluating on a member's training images would leak).
+    """
+    from medxfer.api import ensemble as build
+
+    try:
+        run = build(runs, out, force=force, allow_different_splits=allow_different_splits, log=echo_err)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    info = run.info
+    echo_err(
+        f"ensemble of {len(info.members)} runs -> {run.path} "
+        f"({', '.join(m['backbone'] for m in info.members)}; classes {', '.join(info.class_names)})"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``ensemble`` to the CLI."""
+    app.command("ensemble")(ensemble)
