@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+ACQ_BN_FROZEN = ["train.augment=acquisition", "stages.1.bn=frozen", "train.keep=last"]
 VARIANTS: dict[str, list[str]] = {
     "base": [],
     # acquisition-like: stronger exposure/contrast and zoom/crop than `light`, still no flips
@@ -41,8 +42,12 @@ VARIANTS: dict[str, list[str]] = {
     "acq": ["train.augment=acquisition", "train.keep=last"],
     "acq-bn-frozen": ["train.augment=acquisition", "stages.1.bn=frozen", "train.keep=last"],
     "acq-all": ["train.augment=acquisition", "stages.0.augment=acquisition", "train.keep=last"],
+    # ensemble members: the same recipe and split, another training seed
+    "acq-bn-frozen-s1": [*ACQ_BN_FROZEN, "train.seed=1"],
+    "acq-bn-frozen-s2": [*ACQ_BN_FROZEN, "train.seed=2"],
     "head-only": ["stages=[{name: head, epochs: 3, trainable: head, lr: 3.0e-3, augment: none}]"],
 }
+ENSEMBLES: dict[str, list[str]] = {}  # --ensemble NAME=V1,V2: member variants
 # override keys that a head trained on frozen embeddings (crossval --fast) can express
 FAST_KEYS = ("model.backbone", "model.input_size", "model.head", "train.label_smoothing", "stages.0.")
 
@@ -158,6 +163,12 @@ def main() -> None:
         help="another source to score each variant on, SPEC or SPEC=FROM:TO,... (label map), "
         "e.g. folder:../shared/data/covid19-radiography=COVID:pneumonia,Normal:normal",
     )
+    parser.add_argument(
+        "--ensemble",
+        action="append",
+        default=[],
+        help="NAME=V1,V2[,V3]: one more row, the trained variants saved as one run (medxfer ensemble)",
+    )
     parser.add_argument("--tta", action="store_true")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
@@ -173,7 +184,16 @@ def main() -> None:
         "| LSO AUC mean / min |" + "".join(f" {e.split('=')[0]} |" for e in args.external),
         "|---|---|---|---|---|---|---|" + "---|" * len(args.external),
     ]
-    for name in args.variants.split(","):
+    for spec in args.ensemble:  # ensembles of variants trained here: defined before the loop reaches them
+        name, _, members = spec.partition("=")
+        VARIANTS[name] = [f"ensemble of {members}"]
+        ENSEMBLES[name] = members.split(",")
+    names = args.variants.split(",") + [e.partition("=")[0] for e in args.ensemble]
+    for name in names:
+        if name in ENSEMBLES and not (args.out / name / "model.json").is_file():
+            from medxfer.api import ensemble
+
+            ensemble([args.out / m for m in ENSEMBLES[name]], args.out / name, log=print)
         if name not in VARIANTS:
             raise SystemExit(f"unknown variant {name!r}; choose from {sorted(VARIANTS)}")
         overrides = [*args.sets, *VARIANTS[name]]
