@@ -44,7 +44,8 @@ VARIANTS: dict[str, list[str]] = {
     "acq-all": ["train.augment=acquisition", "stages.0.augment=acquisition", "train.keep=last"],
     # ensemble members: the same recipe and split, another training seed
     "acq-bn-frozen-s1": [*ACQ_BN_FROZEN, "train.seed=1"],
-    "acq-bn-frozen-s2": [*ACQ_BN_FROZEN, "train.seed=2"],
+    "bn-frozen-s1": ["stages.1.bn=frozen", "train.keep=last", "train.seed=1"],
+    "bn-frozen-s2": ["stages.1.bn=frozen", "train.keep=last", "train.seed=2"],
     "head-only": ["stages=[{name: head, epochs: 3, trainable: head, lr: 3.0e-3, augment: none}]"],
 }
 ENSEMBLES: dict[str, list[str]] = {}  # --ensemble NAME=V1,V2: member variants
