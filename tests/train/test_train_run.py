@@ -49,6 +49,18 @@ def test_keep_last_saves_the_final_epoch_not_the_best(tiny_data: Path, tmp_path:
     assert summary["keep"] == "last" and summary["best_epoch"] == summary["epochs"] == 3
 
 
+def test_resume_never_retrains_a_finished_model_without_checkpoint(tiny_data: Path, tmp_path: Path) -> None:
+    """A run folder whose checkpoints are gone (copied, cleaned up) is not silently trained again."""
+    import shutil
+
+    run = train_run(tiny_config(tiny_data), tmp_path / "run", progress=False).run_dir
+    shutil.rmtree(run / "checkpoints")
+    before = (run / "model.safetensors").read_bytes()
+    with pytest.raises(RunExistsError, match="no checkpoints/last.ckpt to resume"):
+        train_run(None, run, resume=True, progress=False)
+    assert (run / "model.safetensors").read_bytes() == before
+
+
 def test_ddp_two_processes_on_cpu(tiny_data: Path, tmp_path: Path) -> None:
     cfg = tiny_config(tiny_data, accelerator="cpu", devices=2, strategy="ddp")
     cfg_file = tmp_path / "cfg.yaml"

@@ -33,6 +33,11 @@ def prepare_run_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
                 f"{out_dir}: an ensemble of trained runs (`medxfer ensemble`), not a training run; "
                 "resume its member runs (listed in ensemble.json) and build the ensemble again"
             )
+        if (out_dir / MODEL_JSON).is_file() and not (out_dir / "checkpoints" / "last.ckpt").is_file():
+            raise RunExistsError(  # resuming would train a new model over the finished one
+                f"{out_dir}: a trained model with no checkpoints/last.ckpt to resume from; "
+                "use --overwrite with the config to train it again, or choose another --out"
+            )
         return
     # A folder holding only config.yaml/splits.csv is a run that failed before its first epoch (e.g. weights
     # unavailable): it may be started again. One with a checkpoint or a model is a run.
