@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -62,6 +63,9 @@ def test_torchscript_export_parity(tiny_run: Path, tmp_path: Path, kermany_paths
     images = [read_image(p) for p in kermany_paths[:3]]
     res = export_run(tiny_run, "torchscript", out=tmp_path / "m.ts", check_images=images)
     assert res.path.is_file() and res.max_abs_diff <= 1e-4 and res.n_checked == 6
+    umask = os.umask(0)
+    os.umask(umask)
+    assert res.path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
     loaded = torch.jit.load(str(res.path))
     from medxfer.data.transforms import batch_input
 

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medxfer.io import new_file_mode
+
 if TYPE_CHECKING:
     import torch
 
@@ -100,6 +102,7 @@ def export_run(
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
+    new_file_mode(tmp)
     try:
         with torch.no_grad():
             if fmt == "onnx":
