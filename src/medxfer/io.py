@@ -13,7 +13,8 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,29 +22,39 @@ SHARED_DATA_ENV = "MEDXFER_SHARED_DATA"
 SHARED_DATA_DEFAULT = "../shared/data"
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, then rename)."""
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary file beside ``path`` for the block to write; it replaces ``path`` when the block ends
+    without error and is removed otherwise, so ``path`` is never half-written. It gets the mode of any
+    new file (0666 less the umask, not ``mkstemp``'s 0600): a shared run folder stays readable.
+
+    Example::
+
+        with atomic_path("runs/x/model.onnx") as tmp:
+            torch.onnx.export(model, x, tmp)
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
     try:
-        new_file_mode(tmp)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
-def new_file_mode(path: str | os.PathLike[str]) -> None:
-    """Give a ``mkstemp`` file (0600) the mode of any new file (0666 less the umask) before it replaces
-    an output: a shared run folder stays readable by the colleagues it was shared with."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_path`, flushed to disk before the rename)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -12,7 +12,6 @@ the export fails with :class:`ExportError` and no file is left behind.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medxfer.io import new_file_mode
+from medxfer.io import atomic_path
 
 if TYPE_CHECKING:
     import torch
@@ -98,22 +97,12 @@ def export_run(
         raise ExportError(f"{target}: already exists; pass --force to replace it (or --out elsewhere)")
     model, info = load_model(run_dir)
     x = _check_inputs(check_images, info, batch_input)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    new_file_mode(tmp)
-    try:
-        with torch.no_grad():
-            if fmt == "onnx":
-                _export_onnx(_proba_module(model), x[:2], tmp)
-            else:
-                _export_torchscript(_proba_module(model), x[:2], tmp)
+    with atomic_path(target) as tmp, torch.no_grad():  # no half-written file when the self-check fails
+        if fmt == "onnx":
+            _export_onnx(_proba_module(model), x[:2], tmp)
+        else:
+            _export_torchscript(_proba_module(model), x[:2], tmp)
         diff, sizes = _self_check(model, tmp, fmt, x, tolerance)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return ExportResult(target, fmt, diff, int(x.shape[0]), sizes)
 
 
