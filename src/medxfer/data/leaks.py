@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,15 +44,12 @@ _KEY_COLUMNS = ("path", "label_name", "source", "patient_id", "view")
 
 def data_key(table: ImageTable) -> str:
     """A hash of every row's file (path, size, mtime) and labels: equal keys mean the same check result."""
+    from medxfer.data.scan import file_stamp
+
     h = hashlib.sha256(b"check-v1")
     df = table.table.sort_values("path")
     for row in df[list(_KEY_COLUMNS)].itertuples(index=False):
-        try:
-            st = os.stat(row[0])
-            stamp = f"{st.st_size}:{st.st_mtime_ns}"
-        except OSError:
-            stamp = "missing"
-        h.update(("\x1f".join(map(str, row)) + "\x1f" + stamp + "\x1e").encode())
+        h.update(("\x1f".join(map(str, row)) + "\x1f" + file_stamp(row[0]) + "\x1e").encode())
     return h.hexdigest()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -176,17 +177,20 @@ _NUMBERS = {"nbytes": np.int64, "width": np.int64, "height": np.int64, "channels
 _NUMBERS |= {"mean": np.float64, "std": np.float64}
 
 
+def file_stamp(path: str) -> str:
+    """``size:mtime_ns`` of ``path`` (``missing`` if unreadable): cache keys of checks and scans use it."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
 def _stamp_key(paths: Sequence[str]) -> str:
     """A hash of every file's path, size and modification time (the cache key of a scan)."""
-    import os
-
     h = hashlib.sha256(b"scan-v1")
     for p in paths:
-        try:
-            st = os.stat(p)
-            h.update(f"{p}\x1f{st.st_size}:{st.st_mtime_ns}\x1e".encode())
-        except OSError:
-            h.update(f"{p}\x1fmissing\x1e".encode())
+        h.update(f"{p}\x1f{file_stamp(p)}\x1e".encode())
     return h.hexdigest()
 
 
