@@ -1,8 +1,8 @@
 """Ablation of a recipe by robustness: one row per variant (a list of config overrides).
 
-    python bench/bench_ablation.py --config configs/kermany-binary.yaml \
+    python bench/bench_ablation.py --config kermany-binary \
         --variants base,acq-aug,label-smooth,last5 [--set data.limit_per_class=400] \
-        [--stress-images 200] [--crossval-config configs/covid-vs-normal.yaml] [--tta] [--bf16]
+        [--stress-images 200] [--crossval-config covid-vs-normal] [--tta] [--bf16]
 
 Columns: internal val ROC AUC (the run's patient-grouped val split, best epoch), stress score (mean ROC AUC
 of the 27 shifted sets of :mod:`medxfer.evaluate.stress` on ``--stress-images`` val images) and its worst
@@ -152,7 +152,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--config", type=Path, default=Path("configs/kermany-binary.yaml"))
+    parser.add_argument("--config", type=Path, default=Path("kermany-binary"))
     parser.add_argument("--variants", default="base,acq-aug,label-smooth,last5")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="override for every variant")
     parser.add_argument("--stress-images", type=int, default=200)
@@ -178,7 +178,7 @@ def main() -> None:
     os.environ.setdefault("MEDXFER_SHARED_DATA", str(Path("../shared/data").resolve()))
 
     from medxfer.config import load_config
-    from medxfer.train.runner import train_run
+    from medxfer.training.runner import train_run
 
     lines = [
         "| variant | overrides | val AUC | stress score | worst shifted set | train min "

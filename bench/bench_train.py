@@ -1,6 +1,6 @@
 """Train recipes and print a table: wall time, images/s, validation metrics.
 
-    python bench/bench_train.py configs/kermany-binary.yaml [configs/colon.yaml ...] [--out runs/bench]
+    python bench/bench_train.py kermany-binary [colon ...] [--out runs/bench]
 
 Each recipe trains into a fresh folder under --out (default runs/bench-<time>); the table is printed and
 written to <out>/bench_train.md. On this project's reference machine (2 CPU cores) see the issue notes.
@@ -24,7 +24,7 @@ def main() -> None:
     os.environ.setdefault("MEDXFER_SHARED_DATA", str(Path("../shared/data").resolve()))
 
     from medxfer.config import load_config
-    from medxfer.train.runner import train_run
+    from medxfer.training.runner import train_run
 
     rows = []
     for cfg_path in args.configs:

@@ -11,7 +11,7 @@ from medxfer.data.datasets import load_datasets
 from medxfer.models.backbones import get_spec
 
 # demo.yaml names no data: `medxfer demo DATA` supplies it (tests/test_demo.py runs it on real images).
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "src" / "medxfer" / "configs"
 RECIPES = sorted(p for p in CONFIGS.glob("*.yaml") if p.stem != "demo")
 
 

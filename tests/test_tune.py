@@ -220,7 +220,7 @@ def test_bad_config_is_pruned_before_its_last_epoch(tmp_path):
 
 def test_full_objective_prunes_through_train_run_callback(tmp_path, monkeypatch):
     """train_run's epoch_callback raises TrialPruned; the trial stops at that epoch."""
-    import medxfer.train.runner as runner
+    import medxfer.training.runner as runner
 
     epochs_seen = []
 

@@ -39,7 +39,7 @@ def test_fast_tune_on_colon_recipe_keeps_duplicate_groups_on_one_side(
         "model.weights=none",
         "model.input_size=32",
     ]
-    cfg = load_config(repo_root / "configs" / "colon.yaml", overrides)
+    cfg = load_config("colon", overrides)
     assert cfg.data.duplicates == "group"  # the recipe's own rule is what is tested
     fs = fast_features(cfg, None, log=lambda _: None)
     split_of = dict(zip(fs.columns["path"], fs.splits, strict=True))
@@ -55,7 +55,7 @@ def test_fast_objective_trains_a_sigmoid_head_like_a_run(monkeypatch: pytest.Mon
     from medxfer.config import TrainConfig
     from medxfer.features.extract import FeatureSet
     from medxfer.models import backbones
-    from medxfer.train import pieces
+    from medxfer.training import pieces
     from medxfer.tuning.objectives import FastObjective
 
     rng = np.random.default_rng(0)

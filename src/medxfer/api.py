@@ -7,7 +7,7 @@ nothing is computed twice.
 Example (a notebook)::
 
     import medxfer
-    run = medxfer.train("configs/kermany-binary.yaml", out="runs/kb", **{"train.batch_size": 16})
+    run = medxfer.train("kermany-binary", out="runs/kb", **{"train.batch_size": 16})
     ev = run.evaluate(split="test")          # metrics with CIs, report.html, figures
     ev.figures["roc"]                        # a matplotlib Figure (shown inline in Jupyter)
     run.predict(["a.jpeg", "b.jpeg"])        # pandas DataFrame: path, label, prob_<class>, ...
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from medxfer.inference.export import ExportResult
     from medxfer.inference.predictor import Predictor
     from medxfer.runs import ModelInfo
-    from medxfer.train.pieces import TrainResult
+    from medxfer.training.pieces import TrainResult
 
 PathLike = str | os.PathLike[str]
 __all__ = [
@@ -75,7 +75,7 @@ def make_config(config: TrainConfig | PathLike | None = None, **overrides: Any) 
 
     Example::
 
-        cfg = make_config("configs/kermany-binary.yaml", task="kermany-binary", train__epochs=1)
+        cfg = make_config("kermany-binary", task="kermany-binary", train__epochs=1)
     """
     from dataclasses import asdict
 
@@ -167,10 +167,10 @@ def train(
 
     Example::
 
-        run = medxfer.train("configs/kermany-binary.yaml", out="runs/kb", train__batch_size=16)
+        run = medxfer.train("kermany-binary", out="runs/kb", train__batch_size=16)
     """
-    from medxfer.train.pieces import is_ddp_child
-    from medxfer.train.runner import train_run
+    from medxfer.training.pieces import is_ddp_child
+    from medxfer.training.runner import train_run
 
     if out is None:
         raise ValueError("train: give out='runs/NAME' (the run folder to create or resume)")
@@ -226,7 +226,7 @@ def tune(
 
     Example::
 
-        summary = medxfer.tune("configs/kermany-binary.yaml", trials=50, fast=True)
+        summary = medxfer.tune("kermany-binary", trials=50, fast=True)
         summary["best_value"]
     """
     from medxfer.tuning.search import TuneOptions, run_tune
@@ -394,6 +394,6 @@ class Run:
 
     def summary(self, depth: int = 2) -> str:
         """The model's layer table (output shapes, parameters, trainable) as text."""
-        from medxfer.train.summary import run_summary
+        from medxfer.training.summary import run_summary
 
         return run_summary(self.path, depth=depth)

@@ -6,7 +6,7 @@ EfficientNet-Lite0 with its packaged ImageNet weights: a head-only stage, then f
 
 Example::
 
-    cfg = load_config("configs/kermany-binary.yaml", overrides=["train.batch_size=16"])
+    cfg = load_config("kermany-binary", overrides=["train.batch_size=16"])
     save_config(cfg, "runs/x/config.yaml")
 """
 

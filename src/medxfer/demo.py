@@ -35,7 +35,7 @@ def run_demo(data: Path, out: Path, overrides: list[str] | None = None, progress
     from medxfer.data.leaks import cached_check
     from medxfer.data.resolve import checked_split, load_table
     from medxfer.inference.evaluation import choose_threshold, evaluate_run
-    from medxfer.train.runner import train_run
+    from medxfer.training.runner import train_run
 
     times: dict[str, float] = {}
     t = time.perf_counter()

@@ -1,7 +1,7 @@
-"""Recipes by name (``medxfer train -c covid-3class`` finds ``configs/covid-3class.yaml``).
+"""Recipes by name (``medxfer train -c covid-3class`` finds ``covid-3class``).
 
 Every recipe ships inside the package (``medxfer/configs``, so a pip-installed medxfer finds them by name);
-the repository's ``configs/`` is a link to that folder, so the README's ``configs/NAME.yaml`` paths work too.
+the repository's ``configs/`` is a link to that folder, so the README's ``NAME`` paths work too.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ def find_recipe(name: str | os.PathLike[str]) -> Path:
     p = Path(name)
     if p.is_file():
         return p
-    if p.suffix in ("", ".yaml", ".yml") and len(p.parts) == 1:
+    named = len(p.parts) == 1 or (len(p.parts) == 2 and p.parts[0] == "configs")
+    if p.suffix in ("", ".yaml", ".yml") and named:
         for folder in recipe_folders():
             candidate = folder / f"{p.stem}.yaml"
             if candidate.is_file():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))  # tests/train/tiny.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))  # tests/training/tiny.py
 from tiny import make_folder_dataset  # noqa: E402
 
 TINY_OVERRIDES = {

@@ -37,7 +37,7 @@ def _near_copy(src: Path, dst: Path) -> Path:
 
 def _train(specs: list[str], out: Path, cache: Path, task: str | None = None) -> Path:
     from medxfer.config import from_dict
-    from medxfer.train.runner import train_run
+    from medxfer.training.runner import train_run
 
     cfg = from_dict(
         {

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from medxfer.cli import app
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 from tiny import make_folder_dataset  # noqa: E402
 
 

@@ -110,7 +110,7 @@ def models(
 
 def _summary(names: list[str], classes: int, input_size: int | None, head: str, depth: int) -> None:
     """``medxfer models summary BACKBONE``: torchinfo layer table + blocks + stages, on stdout."""
-    from medxfer.train.summary import backbone_summary
+    from medxfer.training.summary import backbone_summary
 
     if len(names) != 1:
         fail("usage: medxfer models summary BACKBONE [--classes N --input-size S --head mlp:256]")

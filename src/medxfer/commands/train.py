@@ -112,7 +112,7 @@ def train(
     from medxfer.data.datasets import DatasetError
     from medxfer.data.images import ImageError
     from medxfer.models.weights import WeightsError
-    from medxfer.train.runner import RunExistsError
+    from medxfer.training.runner import RunExistsError
 
     if resume is None and out is None:
         fail("give --out runs/NAME (or --resume runs/NAME to continue a run)")
@@ -143,9 +143,9 @@ def lr_find(
     """LR range test for one stage of a recipe: saves the loss-vs-rate plot, prints the suggestion."""
     import tempfile
 
-    from medxfer.train.fit import setup
-    from medxfer.train.lr_find import lr_range_test
-    from medxfer.train.runner import resolve_data
+    from medxfer.training.fit import setup
+    from medxfer.training.lr_find import lr_range_test
+    from medxfer.training.runner import resolve_data
 
     cfg = _config(config, data, task, splits, None, None, sets, {})
     with tempfile.TemporaryDirectory() as tmp:

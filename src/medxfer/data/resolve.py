@@ -6,7 +6,7 @@ Every consumer of a ``data:`` config section (``train``, ``tune`` in both modes,
 
 Example::
 
-    table = resolve_table(load_config("configs/colon.yaml").data)
+    table = resolve_table(load_config("colon").data)
     channels = resolve_channels("auto", list(table.table["path"]))
 """
 

@@ -24,7 +24,7 @@ from typing import Any
 from medxfer.inference.export import FORMATS
 from medxfer.models.ensemble import EnsembleError
 from medxfer.runs import MODEL_JSON, MODEL_WEIGHTS, ModelInfo
-from medxfer.train.summary import SUMMARY_TXT
+from medxfer.training.summary import SUMMARY_TXT
 
 __all__ = ["EnsembleError", "EnsembleResult", "build_ensemble"]
 
@@ -231,7 +231,7 @@ def _write(
     from medxfer.io import atomic_write_bytes, atomic_write_text
     from medxfer.models.ensemble import Ensemble
     from medxfer.runs import load_model, save_model
-    from medxfer.train.summary import run_summary
+    from medxfer.training.summary import run_summary
 
     members = [
         {

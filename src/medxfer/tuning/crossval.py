@@ -5,7 +5,7 @@ model is trained on the others. ``--by patient --folds K``: stratified K folds g
 Near-duplicate images (``check``'s finder) are merged into one patient first, so a copy of a held-out
 image in another source never trains its model (it is left out of that fold's training instead).
 
-Each fold is trained by the one training path: a full fold is :func:`medxfer.train.runner.train_run` on a
+Each fold is trained by the one training path: a full fold is :func:`medxfer.training.runner.train_run` on a
 splits file (held-out fold = ``test``, the rest split into train/val by patient as ``train`` would), so a
 killed crossval resumes fold by fold. ``fast=True`` trains only the head, on cached frozen embeddings
 (:mod:`medxfer.features` + the tuning fast objective): the same folds in minutes. Held-out predictions
@@ -132,7 +132,7 @@ def _full_proba(
     """Train (or resume, or reuse) the fold's run with :func:`train_run`; Predictor on the test rows."""
     from medxfer.data.splits import save_splits
     from medxfer.inference.predictor import Predictor
-    from medxfer.train.runner import train_run
+    from medxfer.training.runner import train_run
 
     summary = fold_dir / "train_summary.json"
     if summary.is_file() and (fold_dir / "model.json").is_file():
@@ -163,7 +163,7 @@ def run_crossval(opts: CrossvalOptions, log: Callable[[str], None] = print) -> d
 
     Example::
 
-        run_crossval(CrossvalOptions("configs/covid-vs-normal.yaml", "runs/cv", by="source", fast=True))
+        run_crossval(CrossvalOptions("covid-vs-normal", "runs/cv", by="source", fast=True))
     """
     from medxfer.config import load_config
     from medxfer.tuning.crossval_report import build_summary, write_outputs
@@ -240,8 +240,8 @@ def _run_fold(
 
 def _capped_split(ft: ImageTable, cfg: TrainConfig) -> np.ndarray:
     """The fold's split column, train rows over ``data.limit_per_class`` marked ``unused`` (the cap
-    ``train_run`` applies, :func:`medxfer.train.pieces.limit_train`; the held-out fold is never capped)."""
-    from medxfer.train.pieces import limit_train
+    ``train_run`` applies, :func:`medxfer.training.pieces.limit_train`; the held-out fold is never capped)."""
+    from medxfer.training.pieces import limit_train
 
     split = ft.table["split"].to_numpy().copy()
     if cfg.data.limit_per_class:

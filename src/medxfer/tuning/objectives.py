@@ -78,12 +78,12 @@ class FastObjective:
         """Train the head of ``cfg`` on the train features; returns the best val metric over epochs.
 
         Optimizer, loss (incl. ``model.output: sigmoid``), class weights and the per-step LR schedule
-        are :mod:`medxfer.train.pieces` / :func:`medxfer.train.stages.schedule_factor`, as in a run.
+        are :mod:`medxfer.training.pieces` / :func:`medxfer.training.stages.schedule_factor`, as in a run.
         """
         import torch
 
         from medxfer.models.backbones import make_head
-        from medxfer.train import pieces
+        from medxfer.training import pieces
 
         stage, opts, output = cfg.stages[0], cfg.train, cfg.model.output
         lr = float(stage.lr) if stage.lr != "auto" else 1e-3
@@ -115,8 +115,8 @@ class FastObjective:
         self, head: Any, opt: Any, idx: Any, when: tuple[float, int, int], cfg: TrainConfig, weight: Any
     ) -> None:
         """One optimizer step on the rows ``idx``; ``when`` = (base lr, step, total steps)."""
-        from medxfer.train.pieces import classification_loss
-        from medxfer.train.stages import schedule_factor, set_lrs
+        from medxfer.training.pieces import classification_loss
+        from medxfer.training.stages import schedule_factor, set_lrs
 
         lr, step, total = when
         opts = cfg.train
@@ -136,7 +136,7 @@ class FullObjective:
         self.base, self.space, self.out_dir, self.progress = base, space, Path(out_dir), progress
 
     def __call__(self, trial: optuna.Trial) -> float:
-        from medxfer.train.runner import train_run
+        from medxfer.training.runner import train_run
 
         cfg = apply_params(self.base, suggest(trial, self.space))
         cfg.name = f"{self.base.name}-trial{trial.number}"

@@ -10,7 +10,7 @@ finished trials. Outputs in ``out``: ``best_config.yaml`` (for ``medxfer train -
 
 Example::
 
-    summary = run_tune(TuneOptions(config="configs/kermany-binary.yaml", trials=100, fast=True))
+    summary = run_tune(TuneOptions(config="kermany-binary", trials=100, fast=True))
 """
 
 from __future__ import annotations

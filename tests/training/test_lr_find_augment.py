@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from medxfer.cli import app
 from medxfer.data.transforms import PRESETS, augment_uint8, get_augment
-from medxfer.train.lr_find import suggest_lr
-from medxfer.train.runner import train_run
+from medxfer.training.lr_find import suggest_lr
+from medxfer.training.runner import train_run
 
 
 def test_suggest_lr_finds_the_steepest_fall() -> None:

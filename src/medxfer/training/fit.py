@@ -32,7 +32,7 @@ class StageMode:
 
     def __call__(self, epoch: int) -> tuple[str, Any, int]:
         from medxfer.data.transforms import get_augment
-        from medxfer.train.stages import stage_at_epoch
+        from medxfer.training.stages import stage_at_epoch
 
         cfg = self.cfg
         pos = stage_at_epoch(cfg.stages, epoch)
@@ -103,7 +103,7 @@ def _loggers(cfg: TrainConfig, run_dir: Path) -> list:
     if "csv" in cfg.train.loggers:
         out.append(CSVLogger(str(run_dir), name="logs", version=""))
     if "mlflow" in cfg.train.loggers:
-        from medxfer.train.tracking import mlflow_logger
+        from medxfer.training.tracking import mlflow_logger
 
         out.append(mlflow_logger(cfg, run_dir))
     return out
@@ -138,9 +138,9 @@ def setup(cfg: TrainConfig, table, resume: bool = False, progress: bool = True) 
     from medxfer.data.resolve import resolve_channels
     from medxfer.models.backbones import build_model
     from medxfer.models.weights import load_weights
-    from medxfer.train.data import RunData
-    from medxfer.train.module import ClassifierModule
-    from medxfer.train.pieces import build_info, class_weights, limit_train
+    from medxfer.training.data import RunData
+    from medxfer.training.module import ClassifierModule
+    from medxfer.training.pieces import build_info, class_weights, limit_train
 
     _threads(cfg)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
@@ -176,9 +176,9 @@ def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=
     """Build everything, run ``Trainer.fit`` over all stages, and write the model and its summary."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from medxfer.train.callbacks import EpochHook, History, LastStageEarlyStopping, ResumeReport
-    from medxfer.train.module import StageCallback
-    from medxfer.train.pieces import TrainResult
+    from medxfer.training.callbacks import EpochHook, History, LastStageEarlyStopping, ResumeReport
+    from medxfer.training.module import StageCallback
+    from medxfer.training.pieces import TrainResult
 
     last = run_dir / "checkpoints" / "last.ckpt"
     restore = resume and last.exists()
@@ -244,7 +244,7 @@ def _finish(  # noqa: ANN202
     import torch
 
     from medxfer.models.backbones import count_parameters
-    from medxfer.train.pieces import TrainResult
+    from medxfer.training.pieces import TrainResult
 
     keep_last = cfg.train.keep == "last"  # the final weights are in module already
     if best_ckpt.best_model_path and not keep_last:
@@ -293,7 +293,7 @@ def _kept_metric(cfg: TrainConfig, best_ckpt, kept: dict | None) -> float | None
 
 def flat_hparams(cfg: TrainConfig) -> dict[str, Any]:
     """The config as TensorBoard hparams: ``train.batch_size``-style keys, scalars or text."""
-    from medxfer.train.tracking import flatten
+    from medxfer.training.tracking import flatten
 
     ok = (int, float, str, bool)
     flat = flatten(cfg.to_dict())
@@ -321,7 +321,7 @@ def _resolve_auto_lr(cfg: TrainConfig, data, module, run_dir: Path) -> None:  # 
     if stage.lr != "auto":
         return
     from medxfer.config import save_config
-    from medxfer.train.lr_find import lr_range_test
+    from medxfer.training.lr_find import lr_range_test
 
     result = lr_range_test(module, data, stage, run_dir / "lr_find.png")
     stage.lr = float(result["suggestion"])

@@ -1,7 +1,7 @@
 """Training pieces shared by ``medxfer train`` (Lightning) and ``medxfer tune --fast`` (a bare head loop).
 
 Optimizer, loss (softmax or sigmoid output, label smoothing, class weights), probabilities of logits,
-the per-step LR factor (:func:`medxfer.train.stages.schedule_factor`), the model.json record of a config
+the per-step LR factor (:func:`medxfer.training.stages.schedule_factor`), the model.json record of a config
 and the result of a run. One definition each, so a fast trial trains a head the way a run would.
 """
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class TrainResult:
-    """What :func:`medxfer.train.runner.train_run` returns."""
+    """What :func:`medxfer.training.runner.train_run` returns."""
 
     run_dir: Path
     best_metric: float

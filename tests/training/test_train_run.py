@@ -13,7 +13,7 @@ import yaml
 from tiny import tiny_config
 
 from medxfer.config import save_config
-from medxfer.train.runner import RunExistsError, train_run
+from medxfer.training.runner import RunExistsError, train_run
 
 
 def test_train_writes_a_self_describing_run(tiny_data: Path, tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_embedding_bar_follows_progress(capsys: pytest.CaptureFixture[str]) -> N
 
     from medxfer.models.backbones import build_model
     from medxfer.runs import ModelInfo
-    from medxfer.train.data import RunData
+    from medxfer.training.data import RunData
 
     model = build_model("custom_cnn", num_classes=2, weights="none")
     info = ModelInfo(["a", "b"], "custom_cnn", "none", 16, (0.5,) * 3, (0.5,) * 3)

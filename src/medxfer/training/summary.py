@@ -1,7 +1,7 @@
 """Model summaries (Keras ``model.summary()`` style): a layer table plus what each training stage trains.
 
 The layer table (output shapes, parameters, trainable) comes from torchinfo; the stage table applies
-each recipe stage's ``trainable`` setting with :func:`medxfer.train.stages.apply_trainable` — the same
+each recipe stage's ``trainable`` setting with :func:`medxfer.training.stages.apply_trainable` — the same
 function training uses — and counts what learns. Used by ``medxfer models summary``, ``medxfer summary``,
 ``train`` (``RUN/summary.txt``) and :meth:`medxfer.Run.summary`.
 """
@@ -56,7 +56,7 @@ def block_rows(model: nn.Module) -> list[dict[str, Any]]:
 
 def stage_rows(model: nn.Module, stages: list[StageConfig]) -> list[dict[str, Any]]:
     """For each stage: its ``trainable`` setting and the parameters that learn in it (of the total)."""
-    from medxfer.train.stages import apply_trainable
+    from medxfer.training.stages import apply_trainable
 
     saved = [p.requires_grad for p in model.parameters()]
     total = sum(p.numel() for p in model.parameters())

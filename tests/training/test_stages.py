@@ -9,7 +9,7 @@ import torch
 
 from medxfer.config import ConfigError, StageConfig, from_dict, load_config
 from medxfer.models.backbones import build_model
-from medxfer.train.stages import (
+from medxfer.training.stages import (
     apply_trainable,
     group_base_lrs,
     param_groups,
@@ -80,7 +80,7 @@ def test_limit_train_caps_each_class_and_keeps_columns() -> None:
     import pandas as pd
 
     from medxfer.data.datasets import ImageTable
-    from medxfer.train.pieces import limit_train
+    from medxfer.training.pieces import limit_train
 
     df = pd.DataFrame(
         {
@@ -103,7 +103,7 @@ def test_limit_train_caps_each_class_and_keeps_columns() -> None:
 def test_train_modes_follow_the_stage_not_the_previous_one() -> None:
     """Frozen layers run in eval mode (BatchNorm statistics kept); a later stage that trains them
     puts them back in train mode (a head stage's eval backbone used to leak into fine-tuning)."""
-    from medxfer.train.stages import set_train_modes
+    from medxfer.training.stages import set_train_modes
 
     model = build_model("custom_cnn", num_classes=2)
     blocks = model.blocks()
@@ -125,7 +125,7 @@ def test_bn_frozen_keeps_running_statistics_while_the_block_learns() -> None:
     their affine parameters and the convolutions still train."""
     import torch
 
-    from medxfer.train.stages import set_train_modes
+    from medxfer.training.stages import set_train_modes
 
     model = build_model("custom_cnn", num_classes=2)
     bns = [m for m in model.backbone.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]

@@ -15,7 +15,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping
 
 from medxfer.config import StageConfig
 from medxfer.io import atomic_write_bytes, atomic_write_text
-from medxfer.train.stages import stage_at_epoch, stage_boundaries
+from medxfer.training.stages import stage_at_epoch, stage_boundaries
 
 HISTORY_KEYS = ("train_loss", "val_loss", "train_acc", "val_acc", "train_auc", "val_auc", "val_f1")
 

@@ -1,7 +1,7 @@
 """Kill timing for resume tests: run a training that stops dead at a chosen epoch, so a test can
 ``kill -9`` it at a known point instead of racing it.
 
-The stall is the ``epoch_callback`` of :func:`medxfer.train.runner.train_run`: it runs after the
+The stall is the ``epoch_callback`` of :func:`medxfer.training.runner.train_run`: it runs after the
 epoch's validation and *before* that epoch's checkpoint is written (Lightning saves checkpoints
 last), so stalling at epoch ``E`` (0-based) leaves ``last.ckpt`` of epoch ``E - 1`` (none for 0).
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 DRIVER = """
 import pathlib, sys, time
 from medxfer.config import load_config
-from medxfer.train.runner import train_run
+from medxfer.training.runner import train_run
 cfg_file, out, stall_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
 def hook(epoch, metrics):
     if epoch == stall_at:

@@ -52,7 +52,7 @@ def mlflow_logger(cfg: TrainConfig, run_dir: Path) -> Any:
     record = run_dir / MLFLOW_JSON
     run_id = json.loads(record.read_text())["run_id"] if record.is_file() else None
     logger = MLFlowLogger(experiment_name=cfg.name, run_name=run_dir.name, tracking_uri=uri, run_id=run_id)
-    from medxfer.train.pieces import is_ddp_child
+    from medxfer.training.pieces import is_ddp_child
 
     if run_id is None and not is_ddp_child():  # DDP: rank 0 alone logs (Lightning's rule too)
         logger.log_hyperparams(flatten(cfg.to_dict()))

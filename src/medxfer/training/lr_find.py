@@ -16,7 +16,7 @@ import torch
 
 from medxfer.config import StageConfig
 from medxfer.io import atomic_write_bytes
-from medxfer.train.stages import apply_trainable
+from medxfer.training.stages import apply_trainable
 
 
 def suggest_lr(lrs: np.ndarray, losses: np.ndarray) -> float:

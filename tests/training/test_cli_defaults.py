@@ -87,7 +87,7 @@ def test_limit_per_class_caps_every_split(tiny_data: Path, tmp_path: Path) -> No
 
     from medxfer.data.datasets import load_datasets
     from medxfer.data.splits import assign_splits
-    from medxfer.train.fit import setup
+    from medxfer.training.fit import setup
 
     cfg = tiny_config(tiny_data)
     cfg.data.val, cfg.data.limit_per_class = 0.5, 3

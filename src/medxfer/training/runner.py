@@ -16,7 +16,7 @@ from typing import Any
 from medxfer.config import TrainConfig, load_config, save_config
 from medxfer.io import atomic_write_text
 from medxfer.runs import MODEL_JSON
-from medxfer.train.pieces import TrainResult, is_ddp_child
+from medxfer.training.pieces import TrainResult, is_ddp_child
 
 
 class RunExistsError(FileExistsError):
@@ -86,9 +86,9 @@ def train_run(
 
     Example::
 
-        result = train_run(load_config("configs/kermany-binary.yaml"), "runs/kermany")
+        result = train_run(load_config("kermany-binary"), "runs/kermany")
     """
-    from medxfer.train.fit import fit
+    from medxfer.training.fit import fit
 
     run_dir = Path(out_dir)
     child = is_ddp_child()
@@ -109,7 +109,7 @@ def train_run(
     summary = json.loads((run_dir / "train_summary.json").read_text())
     summary["seconds"] = round(result.seconds, 1)
     atomic_write_text(run_dir / "train_summary.json", json.dumps(summary, indent=2))
-    from medxfer.train.summary import SUMMARY_TXT, run_summary
+    from medxfer.training.summary import SUMMARY_TXT, run_summary
 
     atomic_write_text(run_dir / SUMMARY_TXT, run_summary(run_dir))
     return result

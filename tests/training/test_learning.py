@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from medxfer.cli import app
 from medxfer.config import from_dict, save_config
 from medxfer.models.backbones import build_model
-from medxfer.train.runner import train_run
+from medxfer.training.runner import train_run
 
 # Measured on this subset (seed 0, 96 px): val AUC 0.98 after one head epoch of the 2-epoch stage and
 # after fine-tuning, 0.895 after a 1-epoch head stage; random backbone weights (weights: none) reach

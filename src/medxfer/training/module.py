@@ -12,8 +12,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from medxfer.config import TrainConfig
-from medxfer.train.pieces import classification_loss, logits_to_proba, make_optimizer
-from medxfer.train.stages import (
+from medxfer.training.pieces import classification_loss, logits_to_proba, make_optimizer
+from medxfer.training.stages import (
     apply_trainable,
     group_base_lrs,
     param_groups,

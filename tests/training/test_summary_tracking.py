@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from medxfer import __version__
 from medxfer.cli import app
 from medxfer.config import ConfigError, load_config
-from medxfer.train.summary import backbone_summary, stage_rows
-from medxfer.train.tracking import flatten
+from medxfer.training.summary import backbone_summary, stage_rows
+from medxfer.training.tracking import flatten
 
 runner = CliRunner()
 
@@ -61,7 +61,7 @@ def test_stage_rows_restore_requires_grad() -> None:
 
 
 def test_summary_of_a_run_via_cli(tiny_data: Path, tmp_path: Path) -> None:
-    from medxfer.train.runner import train_run
+    from medxfer.training.runner import train_run
 
     cfg = tiny_config(tiny_data)
     cfg.stages = cfg.stages[:1]
@@ -89,7 +89,7 @@ def test_mlflow_logger_records_params_and_epoch_metrics(
 ) -> None:
     """Train with loggers [csv, mlflow] and read the local store back with mlflow's own client."""
     mlflow = pytest.importorskip("mlflow")
-    from medxfer.train.runner import train_run
+    from medxfer.training.runner import train_run
 
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # what the logger sets for a file store
     cfg = tiny_config(tiny_data, loggers=["csv", "mlflow"])

@@ -14,7 +14,7 @@ from medxfer.config import load_config
 from medxfer.data.datasets import load_datasets
 from medxfer.data.leaks import LeakError
 from medxfer.data.resolve import checked_split
-from medxfer.train.runner import prepare_run_dir, resolve_data, train_run
+from medxfer.training.runner import prepare_run_dir, resolve_data, train_run
 
 REPO = Path(__file__).resolve().parents[2]
 COVID_RECIPES = ["covid-3class", "covid-4class", "covid-vs-normal"]
@@ -82,7 +82,7 @@ def test_covid_recipes_split_with_no_duplicates_across_splits(
 ) -> None:
     """On the real data (a fixed subset: every adult collection, every 3rd Radiography/Kermany file)."""
     monkeypatch.setenv("MEDXFER_SHARED_DATA", str(shared_data))
-    cfg = load_config(REPO / "configs" / f"{recipe}.yaml")
+    cfg = load_config(recipe)
     assert cfg.data.duplicates != "keep"
     full = load_datasets(cfg.data.specs, task=cfg.data.task, label_map=cfg.data.label_map)
     df = full.table.sort_values("path").reset_index(drop=True)
