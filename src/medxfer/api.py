@@ -298,9 +298,8 @@ class Run:
     ) -> Evaluation:
         """Evaluate on ``split`` of ``data`` (default: the run's own datasets and ``splits.csv``).
 
-        ``split``: None (default) the test split if there is one, else val, as ``medxfer evaluate``;
-        ``"all"`` every row. ``options`` go to ``evaluate_run`` (``name``, ``tta``, ``worst``,
-        ``batch_size``, ``n_boot``, ``seed``). Writes ``RUN/eval/<name>/`` (report.html, metrics.json, PNGs).
+        ``split``: None = test if any, else val (as the CLI); ``"all"``: every row. ``options`` (``name``,
+        ``tta``, ``worst``, ``batch_size``, ``n_boot``, ``seed``) go to evaluate_run; writes RUN/eval/NAME/.
 
         Example::
 
@@ -309,8 +308,7 @@ class Run:
         from medxfer.inference.evaluation import evaluate_run
 
         table = self._table(data, task, splits, split)
-        if split is None:
-            split = "test" if (table.table["split"] == "test").any() else "val"
+        split = split or ("test" if (table.table["split"] == "test").any() else "val")
         result = evaluate_run(self.path, table, split=None if split == "all" else split, **options)
         return Evaluation(result, Path(result["eval_dir"]), Path(result["report"]))
 

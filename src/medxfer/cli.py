@@ -45,7 +45,8 @@ COMMAND_MODULES = (
     "data",  # split
     "check",  # check (incl. shortcut probe)
     "augment",  # augment
-    "models",  # models, models summary
+    "models",  # models [list], models summary (a sub-app)
+    "recipes",  # recipes [NAME]
     "summary",  # summary RUN
     "train",  # train, lr-find
     "evaluate",  # evaluate, explain, compare, demo
@@ -59,6 +60,30 @@ COMMAND_MODULES = (
 
 for _name in COMMAND_MODULES:  # a missing or broken command module is an error, never skipped
     importlib.import_module(f"medxfer.commands.{_name}").register(app)
+
+# `medxfer --help` groups the commands by pipeline step (a command not listed here lands in "Other").
+PANELS = {
+    "Data": ("check", "split", "augment"),
+    "Train": (
+        "demo",
+        "recipes",
+        "models",
+        "train",
+        "lr-find",
+        "tune",
+        "crossval",
+        "pretrain",
+        "features",
+        "classical",
+    ),
+    "Judge": ("evaluate", "explain", "compare", "summary", "ensemble"),
+    "Deploy": ("predict", "export", "serve"),
+}
+_ORDER = [name for names in PANELS.values() for name in names]
+_PANEL_OF = {name: panel for panel, names in PANELS.items() for name in names}
+app.registered_commands.sort(key=lambda c: _ORDER.index(c.name) if c.name in _ORDER else len(_ORDER))
+for _info in [*app.registered_commands, *app.registered_groups]:
+    _info.rich_help_panel = _PANEL_OF.get(str(_info.name), "Other")
 
 
 if __name__ == "__main__":
