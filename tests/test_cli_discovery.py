@@ -106,3 +106,12 @@ def test_serve_on_a_busy_port_is_one_line_before_any_url(tmp_path: Path) -> None
     lines = _lines(result)
     assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "--port" in lines[0]
     assert "http://" not in result.output
+
+
+def test_help_medxfer_points_to_what_an_installed_package_has() -> None:
+    import medxfer
+
+    doc = medxfer.__doc__ or ""
+    assert "docs/" not in doc and "DESIGN" not in doc  # files a wheel user does not have
+    assert "medxfer --help" in doc and "help(medxfer.train)" in doc and "medxfer recipes" in doc
+    assert 'medxfer.train("kermany-binary"' in doc and "run.evaluate()" in doc

@@ -6,11 +6,30 @@ command bodies import the heavy modules they call, so ``medxfer --help`` stays f
 
 from __future__ import annotations
 
+import difflib
 import importlib
+from typing import Any
 
+import click
 import typer
+from typer.core import TyperGroup
+
+
+class _Commands(TyperGroup):
+    """A mistyped command gets "Did you mean 'evaluate'?" (newer Typer says it itself; older did not)."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            close = difflib.get_close_matches(args[0], list(self.commands), n=1) if args else []
+            if close and "did you mean" not in exc.message.lower():
+                exc.message += f" Did you mean {close[0]!r}?"
+            raise
+
 
 app = typer.Typer(
+    cls=_Commands,
     name="medxfer",
     help=(
         "Start with `medxfer demo` (the whole pipeline on real chest X-rays, minutes on a CPU), then "
