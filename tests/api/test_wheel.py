@@ -72,6 +72,8 @@ def test_wheel_installs_and_runs(wheel_venv: Path, api_run, api_data: Path, tmp_
     assert version.returncode == 0 and version.stdout.strip() == f"medxfer {medxfer.__version__}"
     models = _run(wheel_venv, "medxfer", "models", "custom_cnn", cwd=tmp_path)
     assert models.returncode == 0 and "custom_cnn" in models.stdout, models.stderr
+    recipes = _run(wheel_venv, "medxfer", "recipes", cwd=tmp_path)  # the packaged recipes, by name
+    assert recipes.returncode == 0 and "kermany-binary" in recipes.stdout and "demo" in recipes.stdout
     out = tmp_path / "preds.csv"
     pred = _run(
         wheel_venv,
