@@ -2,6 +2,8 @@
 # Each creates .venv and installs medxfer with its dev tools when missing.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The tested PyTorch pair, installed before medxfer (whose pyproject.toml only asks for torch>=2.4).
+TORCH ?= torch==2.14.1 torchvision==0.29.1
 export MEDXFER_SHARED_DATA ?= $(abspath ../shared/data)
 
 .PHONY: install demo test lint format bench fuzz
@@ -9,6 +11,7 @@ export MEDXFER_SHARED_DATA ?= $(abspath ../shared/data)
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install $(TORCH)
 	$(PY) -m pip install -e ".[dev]"
 	touch $@
 

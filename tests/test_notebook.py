@@ -21,15 +21,21 @@ def test_notebook_is_committed_without_outputs() -> None:
 def test_notebook_runs_on_real_images(
     shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """As a newcomer runs it: no MEDXFER_SHARED_DATA, the notebook in a clone's examples/ and the data in
+    ../shared/data beside the clone (a link here), so its relative default has to resolve."""
     import nbformat
     from nbclient import NotebookClient
 
-    monkeypatch.setenv("MEDXFER_SHARED_DATA", str(shared_data))
+    clone = tmp_path / "clone"
+    (clone / "examples").mkdir(parents=True)
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "data").symlink_to(shared_data.resolve(), target_is_directory=True)
+    monkeypatch.delenv("MEDXFER_SHARED_DATA", raising=False)
     monkeypatch.setenv("MEDXFER_NOTEBOOK_OUT", str(tmp_path / "out"))
     monkeypatch.setenv("MEDXFER_NOTEBOOK_PER_CLASS", "40")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(clone / "examples")}}
     ).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]

@@ -1,9 +1,27 @@
-"""medxfer: transfer-learning medical image classifiers, judged honestly.
+"""medxfer: transfer-learning medical image classifiers (chest X-ray first), judged honestly.
 
 Pipeline: check -> split -> train (stages) -> evaluate / explain -> tune -> features + classical
--> predict / export / serve. Each step is a CLI command (``medxfer --help``) and a function of the public API
-(``medxfer.train``, ``medxfer.load_run(...).evaluate()``; see docs/api.md).
-Nothing heavy is imported here (DESIGN principle 10).
+-> predict / export / serve. Each step is a command (``medxfer --help``, ``medxfer COMMAND --help``) and a
+function here; ``help(medxfer.train)`` and friends document each one.
+
+The API (``import medxfer`` is instant; each function loads what it needs when called):
+
+- ``medxfer.train(recipe, out=..., **overrides) -> Run``: a recipe by name (``medxfer recipes`` lists them:
+  ``"kermany-binary"``, ...) or a YAML path; overrides are config keys with ``__`` for dots
+  (``train__batch_size=16``).
+- ``medxfer.load_run(path) -> Run``; ``Run.evaluate()`` (the test split if any, else val; ``data=`` for
+  another dataset) -> ``Evaluation`` (``.headline()``, ``.figures``, ``.report``); ``Run.predict(paths)``
+  -> DataFrame; ``Run.explain(image)`` -> Grad-CAM; ``Run.export("onnx")``; ``Run.summary()``.
+- ``medxfer.check(*specs, task=...)``, ``medxfer.load_table(specs)``, ``medxfer.make_config(recipe, ...)``,
+  ``medxfer.tune(recipe, trials=...)``, ``medxfer.ensemble(runs, out=...)``.
+
+A dataset is ``"LAYOUT:PATH"`` (``kermany:``, ``covid19-radiography:``, ``ieee8023:``, ``folder:``,
+``csv:``, ...). Example::
+
+    import medxfer
+    run = medxfer.train("kermany-binary", out="runs/kb", train__batch_size=16)
+    ev = run.evaluate()
+    print(ev.headline())
 """
 
 from importlib import import_module

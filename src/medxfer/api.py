@@ -290,7 +290,7 @@ class Run:
     def evaluate(
         self,
         data: str | Sequence[str] | None = None,
-        split: str | None = "test",
+        split: str | None = None,
         *,
         task: str | None = None,
         splits: PathLike | None = None,
@@ -298,8 +298,8 @@ class Run:
     ) -> Evaluation:
         """Evaluate on ``split`` of ``data`` (default: the run's own datasets and ``splits.csv``).
 
-        ``split=None`` uses every row. ``options`` go to ``evaluate_run`` (``name``, ``tta``, ``worst``,
-        ``batch_size``, ``n_boot``, ``seed``). Writes ``RUN/eval/<name>/`` (report.html, metrics.json, PNGs).
+        ``split``: None = test if any, else val (as the CLI); ``"all"``: every row. ``options`` (``name``,
+        ``tta``, ``worst``, ``batch_size``, ``n_boot``, ``seed``) go to evaluate_run; writes RUN/eval/NAME/.
 
         Example::
 
@@ -308,7 +308,8 @@ class Run:
         from medxfer.inference.evaluation import evaluate_run
 
         table = self._table(data, task, splits, split)
-        result = evaluate_run(self.path, table, split=split, **options)
+        split = split or ("test" if (table.table["split"] == "test").any() else "val")
+        result = evaluate_run(self.path, table, split=None if split == "all" else split, **options)
         return Evaluation(result, Path(result["eval_dir"]), Path(result["report"]))
 
     def _table(
@@ -319,7 +320,7 @@ class Run:
         if not specs:
             raise ValueError(f"{self.path}: no datasets in the run's config; pass data='LAYOUT:PATH'")
         own = self.path / "splits.csv"
-        if splits is None and split is not None and own.is_file():
+        if splits is None and split != "all" and own.is_file():
             splits = own
         own_task = task is None and data is None and cfg is not None
         label_map = cfg.data.label_map if own_task and cfg else None

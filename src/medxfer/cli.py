@@ -6,11 +6,30 @@ command bodies import the heavy modules they call, so ``medxfer --help`` stays f
 
 from __future__ import annotations
 
+import difflib
 import importlib
+from typing import Any
 
+import click
 import typer
+from typer.core import TyperGroup
+
+
+class _Commands(TyperGroup):
+    """A mistyped command gets "Did you mean 'evaluate'?" (newer Typer says it itself; older did not)."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            close = difflib.get_close_matches(args[0], list(self.commands), n=1) if args else []
+            if close and "did you mean" not in exc.message.lower():
+                exc.message += f" Did you mean {close[0]!r}?"
+            raise
+
 
 app = typer.Typer(
+    cls=_Commands,
     name="medxfer",
     help=(
         "Start with `medxfer demo` (the whole pipeline on real chest X-rays, minutes on a CPU), then "
@@ -45,7 +64,8 @@ COMMAND_MODULES = (
     "data",  # split
     "check",  # check (incl. shortcut probe)
     "augment",  # augment
-    "models",  # models, models summary
+    "models",  # models [list], models summary (a sub-app)
+    "recipes",  # recipes [NAME]
     "summary",  # summary RUN
     "train",  # train, lr-find
     "evaluate",  # evaluate, explain, compare, demo
@@ -59,6 +79,30 @@ COMMAND_MODULES = (
 
 for _name in COMMAND_MODULES:  # a missing or broken command module is an error, never skipped
     importlib.import_module(f"medxfer.commands.{_name}").register(app)
+
+# `medxfer --help` groups the commands by pipeline step (a command not listed here lands in "Other").
+PANELS = {
+    "Data": ("check", "split", "augment"),
+    "Train": (
+        "demo",
+        "recipes",
+        "models",
+        "train",
+        "lr-find",
+        "tune",
+        "crossval",
+        "pretrain",
+        "features",
+        "classical",
+    ),
+    "Judge": ("evaluate", "explain", "compare", "summary", "ensemble"),
+    "Deploy": ("predict", "export", "serve"),
+}
+_ORDER = [name for names in PANELS.values() for name in names]
+_PANEL_OF = {name: panel for panel, names in PANELS.items() for name in names}
+app.registered_commands.sort(key=lambda c: _ORDER.index(c.name) if c.name in _ORDER else len(_ORDER))
+for _info in [*app.registered_commands, *app.registered_groups]:
+    _info.rich_help_panel = _PANEL_OF.get(str(_info.name), "Other")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from medxfer.recipes import RecipeError, did_you_mean, find_recipe
+
 
 @dataclass
 class DataConfig:
@@ -199,7 +201,8 @@ def _build(cls: type, data: dict[str, Any], where: str, prefix: str = "") -> Any
     known = {f.name: f for f in fields(cls)}
     unknown = set(data) - set(known)
     if unknown:
-        raise ConfigError(f"{label}: unknown key(s) {sorted(unknown)}; valid: {sorted(known)}")
+        hint = did_you_mean(sorted(unknown), list(known))
+        raise ConfigError(f"{label}: unknown key(s) {sorted(unknown)}{hint}; valid: {sorted(known)}")
     for name, value in data.items():
         key = f"{prefix}.{name}" if prefix else name
         try:
@@ -368,13 +371,10 @@ def load_config(
 ) -> TrainConfig:
     """Read a YAML recipe (or start from defaults), apply ``key=value`` overrides, expand ``${VARS}``.
 
-    Data specs are resolved relative to the working directory; ``${MEDXFER_SHARED_DATA}`` defaults to
-    ``../shared/data`` when the variable is unset.
+    Data specs resolve from the working directory; ``${MEDXFER_SHARED_DATA}`` defaults to ``../shared/data``.
     """
     data: dict[str, Any] = {}
     if path is not None:
-        from medxfer.recipes import RecipeError, find_recipe
-
         try:
             p = find_recipe(path)
         except RecipeError as exc:

@@ -1,4 +1,5 @@
-"""Small file helpers every layer uses: atomic writes, markdown tables, figures to PNG, the data folder.
+"""Small helpers every layer uses: atomic writes, markdown tables, figures to PNG, the data folder,
+and the one-line message for an optional package that is not installed (:func:`require_extra`).
 
 This module imports nothing from medxfer, so any layer may use it (see docs/architecture.md).
 
@@ -9,6 +10,7 @@ Example::
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import re
@@ -17,6 +19,31 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+
+class MissingExtraError(ImportError, ValueError):
+    """An optional package is missing; the message is one line naming the ``pip install 'medxfer[x]'``.
+
+    A ValueError too, so every command that turns bad input into one ``error:`` line handles it.
+    """
+
+
+def require_extra(module: str, extra: str, feature: str) -> None:
+    """Raise :class:`MissingExtraError` unless ``module`` (a top-level package) can be imported.
+
+    The package is located, not imported (no import cost, no side effects).
+
+    Example::
+
+        require_extra("onnxruntime", "onnx", "export --format onnx")
+        # MissingExtraError: export --format onnx needs the optional package onnxruntime:
+        #   pip install 'medxfer[onnx]'
+    """
+    if importlib.util.find_spec(module) is None:
+        raise MissingExtraError(
+            f"{feature} needs the optional package {module}: pip install 'medxfer[{extra}]'"
+        )
+
 
 SHARED_DATA_ENV = "MEDXFER_SHARED_DATA"
 SHARED_DATA_DEFAULT = "../shared/data"

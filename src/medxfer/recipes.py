@@ -1,11 +1,13 @@
 """Recipes by name (``medxfer train -c covid-3class`` finds ``covid-3class``).
 
-Every recipe ships inside the package (``medxfer/configs``, so a pip-installed medxfer finds them by name);
-the repository's ``configs/`` is a link to that folder, so the README's ``NAME`` paths work too.
+Every recipe ships inside the package (``medxfer/configs``), so a pip-installed medxfer finds them by
+name; ``configs/NAME.yaml`` still resolves to the packaged file. ``medxfer recipes`` lists them with
+:func:`describe` (the first sentence of each file's leading comment).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 
@@ -24,6 +26,20 @@ def list_recipes() -> list[str]:
     return sorted({f.stem for d in recipe_folders() for f in d.glob("*.yaml")})
 
 
+def did_you_mean(words: str | list[str], choices: list[str]) -> str:
+    """``"; did you mean 'x'?"`` naming the closest of ``choices`` to each word (difflib), or ``""``.
+
+    >>> did_you_mean("kermany-binray", ["kermany-binary", "colon"])
+    "; did you mean 'kermany-binary'?"
+    """
+    close = [
+        m
+        for w in ([words] if isinstance(words, str) else words)
+        for m in difflib.get_close_matches(w, choices, n=1)
+    ]
+    return f"; did you mean {' or '.join(repr(m) for m in close)}?" if close else ""
+
+
 def find_recipe(name: str | os.PathLike[str]) -> Path:
     """A config file path as given, else a recipe by name (``covid-3class``); RecipeError lists them."""
     p = Path(name)
@@ -35,6 +51,19 @@ def find_recipe(name: str | os.PathLike[str]) -> Path:
             candidate = folder / f"{p.stem}.yaml"
             if candidate.is_file():
                 return candidate
+    hint = did_you_mean(p.stem, list_recipes()) if named else ""
     raise RecipeError(
-        f"{p}: config file not found; give a YAML path or a recipe: {', '.join(list_recipes())}"
+        f"{p}: config file not found{hint}; give a YAML path or a recipe: {', '.join(list_recipes())}"
     )
+
+
+def describe(name: str) -> str:
+    """The first sentence of a recipe's leading ``#`` comment (what ``medxfer recipes`` prints)."""
+    lines = []
+    for line in find_recipe(name).read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    text = " ".join(lines)
+    end = text.find(". ")
+    return text[: end + 1] if end >= 0 else text

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import typer
 
-from medxfer.commands.common import DATA_HELP, fail, load_data
+from medxfer.commands.common import DATA_HELP, data_option, dataset_specs, fail, load_data
 
 
 def augment(
-    data: list[str] = typer.Argument(..., help=DATA_HELP),
+    data: list[str] = typer.Argument(None, help=DATA_HELP),
+    data_opt: list[str] | None = data_option(),
     class_name: str = typer.Option(..., "--class", help="The class to grow."),
     to: int = typer.Option(..., "--to", help="Target number of images of that class (originals + copies)."),
     out: Path = typer.Option(..., "--out", help="New folder for the copies (never inside the source)."),
@@ -22,7 +23,7 @@ def augment(
     """Write augmented copies of a small class (with a manifest keeping patient ids)."""
     from medxfer.augment import augment_class
 
-    table = load_data(data, task, splits)
+    table = load_data(dataset_specs(data, data_opt, ""), task, splits)
     if splits is None and not (table.table["split"] == "train").any():
         typer.secho(
             "warning: no --splits: copies are made from every image of the class, also those that will be "

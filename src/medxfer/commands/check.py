@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from medxfer.commands.common import DATA_HELP, fail, load_data
+from medxfer.commands.common import DATA_HELP, data_option, dataset_specs, fail, load_data
 from medxfer.commands.common import console as make_console
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ def parse_mask(values: list[str] | None) -> list[list[float]]:
 
 def check(
     data: list[str] = typer.Argument(None, help=DATA_HELP),
+    data_opt: list[str] | None = data_option(),
     task: str | None = typer.Option(None, help="Label task, e.g. kermany-binary, covid-3class."),
     splits: Path | None = typer.Option(None, "--splits", help="splits.csv to apply (from medxfer split)."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the full report as JSON here."),
@@ -51,8 +52,7 @@ def check(
     if restore is not None:
         _restore(restore)
         return
-    if not data:
-        fail("give at least one dataset (LAYOUT:PATH), or --restore DIR")
+    data = dataset_specs(data, data_opt, ", or --restore DIR")
     if min_size < 1:
         fail(f"--min-size must be a positive number of pixels, got {min_size}")
     boxes = parse_mask(mask)

@@ -20,6 +20,19 @@ DATA_HELP = (
 )
 
 
+def data_option() -> Any:
+    """``--data LAYOUT:PATH`` (repeatable): the same datasets a command also takes as positional DATA."""
+    return typer.Option(None, "--data", "-d", help=DATA_HELP + " Same as positional DATA; repeatable.")
+
+
+def dataset_specs(positional: list[str] | None, option: list[str] | None, what: str) -> list[str]:
+    """The datasets given as positional DATA and/or ``--data``; one clear line when there are none."""
+    specs = [*(positional or []), *(option or [])]
+    if not specs:
+        fail(f"give at least one dataset as --data LAYOUT:PATH (or positional DATA){what}")
+    return specs
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print an actionable error on stderr and exit with ``code`` (2 = bad command line/input)."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)

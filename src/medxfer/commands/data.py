@@ -7,14 +7,15 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from medxfer.commands.common import DATA_HELP, console, fail, load_data
+from medxfer.commands.common import DATA_HELP, console, data_option, dataset_specs, fail, load_data
 
 if TYPE_CHECKING:
     from medxfer.data.datasets import ImageTable
 
 
 def split(
-    data: list[str] = typer.Argument(..., help=DATA_HELP),
+    data: list[str] = typer.Argument(None, help=DATA_HELP),
+    data_opt: list[str] | None = data_option(),
     out: Path = typer.Option(..., "--out", help="splits.csv to write (columns path,label_name,...,split)."),
     val: float = typer.Option(0.2, help="Validation fraction per class (if the data has no val split)."),
     test: float = typer.Option(0.0, help="Test fraction per class (if the data has no test split)."),
@@ -32,7 +33,7 @@ def split(
         fail(f"{out} already exists; pass --force to overwrite it or choose another --out")
     if out.exists() and out.is_dir():
         fail(f"{out} is a folder; --out must be a file path such as {out / 'splits.csv'}")
-    table = load_data(data, task)
+    table = load_data(dataset_specs(data, data_opt, ""), task)
     if group_duplicates:
         from medxfer.data.dedup import merge_duplicate_patients
 

@@ -187,6 +187,9 @@ def serve(
             "--token-file, or pass --allow-open to serve it to anyone on the network"
         )
     hosts = list(allowed_host) or (["127.0.0.1", "localhost", "::1"] if loopback else ["*"])
+    busy = _bind_error(host, port)
+    if busy:
+        fail(f"cannot listen on {host}:{port} ({busy}); stop what uses it or pass --port N")
     try:
         app = create_app(
             run,
@@ -204,6 +207,21 @@ def serve(
         echo_err(f"WARNING: serving {host} without a token: anyone who can reach port {port} can use the API")
     echo_err(f"medxfer serve: http://{host}:{port}/  (API docs at /docs; research use only)")
     run_server(app, host=host, port=port, header_timeout=header_timeout, max_connections=max_connections)
+
+
+def _bind_error(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (in use, no such address), or None: a trial bind, with
+    uvicorn's SO_REUSEADDR, released at once, so the error comes before the URL is printed."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def _resolve_token(token: str | None, token_file: Path | None) -> str | None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import click
 import typer
+from typer.core import TyperGroup
 
 from medxfer.commands.common import console, fail
 
@@ -59,27 +63,32 @@ def _norm_label(mean: tuple[float, ...], std: tuple[float, ...]) -> str:
     return "/".join(f"{m:.3g}" for m in mean) + " " + "/".join(f"{x:.3g}" for x in std)
 
 
-def models(
-    backbone: list[str] = typer.Argument(
-        None, help="Backbones to show (default: all registered), or `summary BACKBONE` for its layer table."
-    ),
-    classes: int = typer.Option(2, "--classes", min=2, help="summary: number of classes of the head."),
-    input_size: int | None = typer.Option(
-        None, "--input-size", help="summary: input size in px (default: the backbone's)."
-    ),
-    head: str = typer.Option("linear", "--head", help="summary: linear or mlp:HIDDEN (e.g. mlp:256)."),
-    depth: int = typer.Option(2, "--depth", min=1, help="summary: nesting depth of the layer table."),
-) -> None:
-    """List backbones, their parameter counts, input sizes and the weight sources that work here now.
+class _ModelsGroup(TyperGroup):
+    """``medxfer models NAME...`` (no sub-command word) keeps meaning ``medxfer models list NAME...``."""
 
-    `medxfer models summary BACKBONE [--classes N --input-size S --head mlp:256]` prints the layer table
-    (output shapes, parameters, trainable) and what each default training stage trains.
-    """
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["list", *args]
+        return super().resolve_command(ctx, args)
+
+
+models_app = typer.Typer(cls=_ModelsGroup, invoke_without_command=True)
+
+
+@models_app.callback()
+def _models(ctx: typer.Context) -> None:
+    """Backbones: `models` or `models list NAME...` lists them; `models summary BACKBONE` shows its layers."""
+    if ctx.invoked_subcommand is None:
+        models_list(None)
+
+
+@models_app.command("list")
+def models_list(
+    backbone: list[str] = typer.Argument(None, help="Backbones to show (default: all registered)."),
+) -> None:
+    """List backbones, their parameter counts, input sizes and the weight sources that work here now."""
     from rich.table import Table
 
-    if backbone and backbone[0] == "summary":
-        _summary(backbone[1:], classes, input_size, head, depth)
-        return
     try:
         rows = model_rows(backbone or None)
     except ValueError as exc:
@@ -108,21 +117,30 @@ def models(
     typer.echo("* default backbone (with packaged weights). --weights imagenet | packaged | file:PATH | none")
 
 
-def _summary(names: list[str], classes: int, input_size: int | None, head: str, depth: int) -> None:
-    """``medxfer models summary BACKBONE``: torchinfo layer table + blocks + stages, on stdout."""
+@models_app.command("summary")
+def models_summary(
+    backbone: str = typer.Argument(
+        ..., metavar="BACKBONE", help="A backbone (`medxfer models list` names them)."
+    ),
+    classes: int = typer.Option(2, "--classes", min=2, help="Number of classes of the head."),
+    input_size: int | None = typer.Option(
+        None, "--input-size", help="Input size in px (default: the backbone's)."
+    ),
+    head: str = typer.Option("linear", "--head", help="linear or mlp:HIDDEN (e.g. mlp:256)."),
+    depth: int = typer.Option(2, "--depth", min=1, help="Nesting depth of the layer table."),
+) -> None:
+    """Layer table of BACKBONE + head (shapes, parameters, what each stage trains); a run: `summary RUN`."""
     from medxfer.training.summary import backbone_summary
 
-    if len(names) != 1:
-        fail("usage: medxfer models summary BACKBONE [--classes N --input-size S --head mlp:256]")
     kind, _, hidden = head.partition(":")
     if kind not in ("linear", "mlp") or (kind == "mlp" and not hidden.isdigit()):
         fail(f"--head {head!r}; use linear or mlp:HIDDEN (e.g. mlp:256)")
     spec = {"kind": kind, "hidden": int(hidden or 0), "dropout": 0.2}
     try:
-        typer.echo(backbone_summary(names[0], classes, input_size, spec, depth), nl=False)
+        typer.echo(backbone_summary(backbone, classes, input_size, spec, depth), nl=False)
     except ValueError as exc:
         fail(str(exc))
 
 
 def register(app: typer.Typer) -> None:
-    app.command("models")(models)
+    app.add_typer(models_app, name="models")

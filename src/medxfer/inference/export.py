@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medxfer.io import atomic_path
+from medxfer.io import atomic_path, require_extra
 
 if TYPE_CHECKING:
     import torch
@@ -92,6 +92,9 @@ def export_run(
     from medxfer.runs import load_model
 
     _check_format(fmt)
+    if fmt == "onnx":
+        for module in ("onnx", "onnxscript", "onnxruntime"):
+            require_extra(module, "onnx", "export --format onnx")
     target = Path(out) if out is not None else default_output(run_dir, fmt)
     if target.exists() and not force:
         raise ExportError(f"{target}: already exists; pass --force to replace it (or --out elsewhere)")

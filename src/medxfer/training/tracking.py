@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from medxfer.config import TrainConfig
-from medxfer.io import atomic_write_text
+from medxfer.io import atomic_write_text, require_extra
 
 MLFLOW_JSON = "mlflow.json"
 
@@ -40,10 +40,7 @@ def mlflow_logger(cfg: TrainConfig, run_dir: Path) -> Any:
         from lightning.pytorch.loggers import MLFlowLogger
     except ImportError as exc:  # pragma: no cover - lightning always ships it
         raise ValueError(f"train.loggers: mlflow unavailable ({exc})") from exc
-    import importlib.util
-
-    if importlib.util.find_spec("mlflow") is None:
-        raise ValueError("train.loggers: mlflow needs the mlflow package: pip install 'medxfer[mlflow]'")
+    require_extra("mlflow", "mlflow", "train.loggers: mlflow")
     uri = cfg.train.mlflow_uri or (run_dir.resolve() / "mlruns").as_uri()
     if uri.startswith("file:"):
         # MLflow 3 keeps its plain-folder store in maintenance mode behind this switch; it is the

@@ -68,8 +68,9 @@ def _prepare_sqlite(url: str) -> None:
 
 
 def driver_url(url: str) -> str:
-    """``postgresql://...`` -> ``postgresql+psycopg://...`` (psycopg 3, a medxfer dependency) unless
-    psycopg2, SQLAlchemy's default driver for that scheme, is installed; other URLs unchanged.
+    """``postgresql://...`` -> ``postgresql+psycopg://...`` (psycopg 3, the ``medxfer[postgres]`` extra)
+    unless psycopg2, SQLAlchemy's default driver for that scheme, is installed; other URLs unchanged.
+    Neither installed: :class:`~medxfer.io.MissingExtraError` naming the extra.
 
     >>> driver_url("sqlite:///runs/tune.db")
     'sqlite:///runs/tune.db'
@@ -78,6 +79,9 @@ def driver_url(url: str) -> str:
 
     for scheme in ("postgresql://", "postgres://"):
         if url.startswith(scheme) and importlib.util.find_spec("psycopg2") is None:
+            from medxfer.io import require_extra
+
+            require_extra("psycopg", "postgres", "--storage postgresql://")
             return "postgresql+psycopg://" + url[len(scheme) :]
     return url
 
