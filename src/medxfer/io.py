@@ -124,3 +124,12 @@ def expand_vars(text: str) -> str:
         return os.environ.get(name, m.group(0))
 
     return _VAR.sub(sub, text)
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps(..., default=json_default)``: numpy scalars as Python numbers."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot serialise {type(value).__name__} as JSON")

@@ -27,15 +27,20 @@ if TYPE_CHECKING:
 
 
 def model_labels(table: ImageTable, class_names: list[str]) -> np.ndarray:
-    """Labels of ``table`` as indices into the model's ``class_names`` (matched by name)."""
-    index = {name: k for k, name in enumerate(class_names)}
-    unknown = sorted(set(table.table["label_name"]) - set(index))
-    if unknown:
-        raise ValueError(
-            f"labels {unknown} are not classes of the model ({', '.join(class_names)}); "
-            "load the data with the run's task (--task)"
+    """Labels of ``table`` as indices into the model's ``class_names`` (matched by name, ignoring case)."""
+    from medxfer.data.datasets import DatasetError, unknown_text
+
+    index = {name.casefold(): k for k, name in enumerate(class_names)}
+    names = table.table["label_name"].astype(str)
+    unknown = names[~names.str.casefold().isin(list(index))]
+    if len(unknown):
+        counts = {str(k): int(v) for k, v in unknown.value_counts().sort_index().items()}
+        raise DatasetError(
+            f"labels the model does not know: {unknown_text(counts)} — the model knows "
+            f"{', '.join(class_names)}; load the data with the run's task (--task), map them with "
+            "--label-map RAW=CLASS or drop them with --drop-unknown"
         )
-    return table.table["label_name"].map(index).to_numpy(dtype=int)
+    return names.str.casefold().map(index).to_numpy(dtype=int)
 
 
 def select_split(table: ImageTable, split: str | None) -> ImageTable:
