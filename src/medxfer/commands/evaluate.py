@@ -243,6 +243,13 @@ def evaluate(
         help="Also score the images under acquisition shifts (exposure, gamma, contrast, blur, noise, "
         "JPEG, zoom, rotation, low resolution; 3 severities): stress.csv/json/png + a report section.",
     ),
+    stress_images: int = typer.Option(
+        300,
+        "--stress-images",
+        min=0,
+        help="Images the stress test uses: a sample of whole patients per class (0: every image).",
+    ),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Metrics with patient-level bootstrap CIs, plots, worst cases with Grad-CAM and report.html.
 
@@ -281,6 +288,8 @@ def evaluate(
             n_boot=n_boot,
             seed=seed,
             stress=stress,
+            stress_images=stress_images,
+            progress=not quiet,
         )
     except (DatasetError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
@@ -295,6 +304,7 @@ def explain(
         None, "--class", help="Class to explain: a class name, 'all', or default the predicted class."
     ),
     force: bool = typer.Option(False, "--force", help="Replace overlay files that already exist."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Grad-CAM overlays: one PNG per image (per class with --class all), named IMAGE_gradcam_CLASS.png."""
     from medxfer.data.images import ImageError
@@ -309,7 +319,7 @@ def explain(
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     try:
-        written = explain_files(run, files, out, class_name, force=force)
+        written = explain_files(run, files, out, class_name, force=force, progress=not quiet)
     except (ValueError, ImageError, FileExistsError) as exc:
         fail(str(exc))
     for path, label, prob in written:

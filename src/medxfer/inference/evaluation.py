@@ -236,37 +236,12 @@ def data_counts(table: ImageTable) -> dict[str, dict[str, int]]:
     }
 
 
-def check_warnings(run_dir: Path) -> list[str]:
-    """Every list under a ``warnings`` key of ``RUN/check.json`` (incl. shortcut_probe), as text."""
-    path = run_dir / "check.json"
-    if not path.is_file():
-        return ["no check.json in the run: `medxfer check` was not run on this data"]
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "warnings" and isinstance(value, list):
-                    found.extend(
-                        w.get("message", json.dumps(w)) if isinstance(w, dict) else str(w) for w in value
-                    )
-                else:
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    try:
-        walk(json.loads(path.read_text()))
-    except json.JSONDecodeError as exc:
-        return [f"{path}: unreadable ({exc})"]
-    return list(dict.fromkeys(found))  # check copies the probe's warnings to the top level: once each
-
-
 def _context(
     run: Path, name: str, label: str | None, about: dict[str, Any] | None, leaks: list | None
 ) -> dict[str, Any]:
     """The report context that does not depend on the predictions (see medxfer.evaluate.report)."""
+    from medxfer.evaluate.report import check_warnings
+
     config = run / "config.yaml"
     return {
         "title": f"medxfer evaluation: {run.name} / {name}",
@@ -277,7 +252,7 @@ def _context(
         "generalisation": (about or {}).get("generalisation"),
         "leaks": leaks or [],
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),  # noqa: UP017
-        "warnings": check_warnings(run),
+        "warnings": check_warnings(run),  # RUN/check.json's, repeated in the report
         "config_text": config.read_text() if config.is_file() else "",
         "summary_text": (run / "summary.txt").read_text() if (run / "summary.txt").is_file() else "",
     }
@@ -303,6 +278,17 @@ def _write_tables(
     return pred
 
 
+def _annotate(
+    result: dict[str, Any], run: Path, name: str, split: str | None, tta: bool, temperature: float, about: Any
+) -> str | None:
+    """Add what was evaluated (run, name, split label, tta, temperature, set) to ``result``; the label."""
+    label = split if about is None else about["split"] if about["kind"] == "internal" else "external"
+    result.update({"run": str(run), "name": name, "split": label, "tta": tta, "temperature": temperature})
+    if about is not None:
+        result["set"] = about
+    return label
+
+
 def evaluate_run(
     run_dir: str | os.PathLike[str],
     table: ImageTable,
@@ -316,12 +302,15 @@ def evaluate_run(
     about: dict[str, Any] | None = None,
     leaks: list[dict[str, str]] | None = None,
     stress: bool = False,
+    stress_images: int = 300,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate the model of ``run_dir`` on the rows of ``split`` of ``table`` into ``RUN/eval/<name>/``.
 
     ``name``: the split (``all`` for None) plus ``-tta`` by default. ``about``: what the images are (an
     :meth:`~medxfer.inference.sets.EvalSet.about` dict); ``leaks``: external images left out (``leaks.csv``);
-    ``stress``: also the shift stress test (:mod:`medxfer.evaluate.stress`). Returns ``metrics.json``'s dict
+    ``stress``: also the shift stress test (:mod:`medxfer.evaluate.stress`) on ``stress_images`` images
+    (whole patients per class; 0: all); ``progress``: tqdm bars. Returns ``metrics.json``'s dict
     with ``eval_dir`` and ``report`` (report.html). Example: ``evaluate_run("runs/demo", table, "test")``.
     """
     from medxfer.evaluate.report import write_reports
@@ -336,17 +325,14 @@ def evaluate_run(
     out = run / "eval" / name
     out.mkdir(parents=True, exist_ok=True)
     y = model_labels(sub, list(info.class_names))
-    proba = predictor.predict_paths(sub.table["path"].astype(str).tolist(), batch_size=batch_size, tta=tta)
+    paths = sub.table["path"].astype(str).tolist()
+    proba = predictor.predict_paths(paths, batch_size=batch_size, tta=tta, progress=progress)
     result = build_result(y, proba, info, sub.table["patient_id"].astype(str).to_numpy(), n_boot, seed)
-    label = split if about is None else about["split"] if about["kind"] == "internal" else "external"
-    result.update(
-        {"run": str(run), "name": name, "split": label, "tta": tta, "temperature": info.temperature}
-    )
-    if about is not None:
-        result["set"] = about
+    label = _annotate(result, run, name, split, tta, info.temperature, about)
     stress_result = None
     if stress:
-        stress_result = run_stress(predictor, sub.table["path"], y, out, batch_size, tta, seed)
+        sample = (sub.table["patient_id"].astype(str).tolist(), stress_images)
+        stress_result = run_stress(predictor, paths, y, out, batch_size, tta, seed, sample, progress)
         result["stress"] = stress_result["summary"]
     pred = _write_tables(out, sub, y, proba, result, leaks or [], list(info.class_names))
     n_worst = worst if predictor.has_cam else 0

@@ -291,6 +291,7 @@ def _internal_split(
         return None
     if log:
         log(f"{chosen.describe()}: evaluated for the generalisation table")
+    options = {**options, "stress": False}  # the stress test is for the sets asked for, not this one
     result = evaluate_run(run, chosen.table, None, chosen.name + suffix, tta, about=chosen.about(), **options)
     return Path(result["eval_dir"])
 
