@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from medxfer.evaluate.results import Evaluation, Explanation
+from medxfer.inference.notebook import RunNotebook
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -133,8 +134,7 @@ def load_table(
     label_map: dict[str, str | None] | None = None,
     classes: Sequence[str] | None = None,
 ) -> ImageTable:
-    """Datasets (``LAYOUT:PATH`` specs) as one :class:`~medxfer.data.datasets.ImageTable`, splits applied;
-    ``classes``: a model's classes (see :func:`~medxfer.data.datasets.load_datasets`).
+    """Datasets (``LAYOUT:PATH``) as one ImageTable, splits applied; ``classes``: see ``load_datasets``.
 
     Example::
 
@@ -154,12 +154,13 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    verbose: bool = False,
     **overrides: Any,
 ) -> Run:
     """Train a classifier (staged transfer learning) into the run folder ``out``; returns its :class:`Run`.
 
     ``config``: a YAML recipe path, a :class:`~medxfer.config.TrainConfig`, or None (defaults).
-    ``overrides``: see :func:`make_config`. ``resume=True`` continues the killed run in ``out``.
+    ``overrides``: see :func:`make_config`; ``resume=True`` continues the killed run; ``verbose``: tips too.
 
     Example::
 
@@ -171,7 +172,7 @@ def train(
     if out is None:
         raise ValueError("train: give out='runs/NAME' (the run folder to create or resume)")
     cfg = None if resume else make_config(config, **overrides)
-    result = train_run(cfg, out, resume=resume, overwrite=overwrite, progress=progress)
+    result = train_run(cfg, out, resume=resume, overwrite=overwrite, progress=progress, verbose=verbose)
     run = Run(result.run_dir, _check=not is_ddp_child())  # DDP ranks > 0 return before model.json exists
     run.train_result = result
     return run
@@ -237,8 +238,8 @@ def tune(
     return run_tune(opts, log=log)
 
 
-class Run:
-    """A trained run folder: evaluate, predict, explain, export it.
+class Run(RunNotebook):
+    """A trained run folder: evaluate, predict, explain, export it; ``history``, ``show_batch()``.
 
     Example::
 
