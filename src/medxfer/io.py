@@ -126,6 +126,11 @@ def expand_vars(text: str) -> str:
     return _VAR.sub(sub, text)
 
 
+def counts_text(counts: dict[str, int], unit: str = "image") -> str:
+    """``{"covid": 2872, "x": 1}`` -> ``covid: 2,872 images, x: 1 image``."""
+    return ", ".join(f"{key}: {n:,} {unit}{'s' * (n != 1)}" for key, n in counts.items())
+
+
 def json_default(value: Any) -> Any:
     """``json.dumps(..., default=json_default)``: numpy scalars as Python numbers."""
     import numpy as np

@@ -115,3 +115,5 @@ def test_api_refuses_unknown_unless_dropped(task_run: Path, mixed: Path) -> None
         run.evaluate(f"folder:{mixed}", split=None, n_boot=20, worst=0)
     ev = run.evaluate(f"folder:{mixed}", split=None, n_boot=20, worst=0, drop_unknown=True)
     assert ev.metrics["n_images"] == 8
+    assert ev.metrics["dropped_unknown"] == {"covid": 3}  # also in metrics.json
+    assert "left out (labels the model does not know): covid: 3 images" in repr(ev)

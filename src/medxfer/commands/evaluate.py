@@ -191,6 +191,7 @@ def evaluate(
     label_map: list[str] | None = typer.Option(
         None,
         "--label-map",
+        metavar="RAW=CLASS",
         help="RAW=CLASS: score a label as one of the model's classes (RAW=- drops it); repeatable.",
     ),
     drop_unknown: bool = typer.Option(

@@ -259,7 +259,9 @@ def load_datasets(
 
 def unknown_text(unknown: dict[str, int]) -> str:
     """``covid: 2,872 images, lung_opacity: 12 images``."""
-    return ", ".join(f"{label}: {n:,} image{'s' * (n != 1)}" for label, n in unknown.items())
+    from medxfer.io import counts_text
+
+    return counts_text(unknown)
 
 
 def refuse_unknown(table: ImageTable, specs: list[str], drop_unknown: bool = False) -> ImageTable:

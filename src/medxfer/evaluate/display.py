@@ -49,8 +49,16 @@ def evaluation_text(metrics: dict[str, Any], report: Path) -> str:
     return (
         f"Evaluation({metrics.get('name', '?')!r}: {metrics.get('n_images', '?')} images, "
         f"{metrics.get('n_patients', '?')} patients; {metrics.get('rule', '')};\n  {scores};\n"
-        f"  report {report})"
+        f"{dropped_text(metrics)}  report {report})"
     )
+
+
+def dropped_text(metrics: dict[str, Any]) -> str:
+    """``  left out (labels the model does not know): covid: 3 images;\n`` or ``""``."""
+    from medxfer.io import counts_text
+
+    dropped = metrics.get("dropped_unknown")
+    return f"  left out (labels the model does not know): {counts_text(dropped)};\n" if dropped else ""
 
 
 def png_base64(rgb: np.ndarray) -> str:

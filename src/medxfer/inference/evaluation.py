@@ -279,13 +279,16 @@ def _write_tables(
 
 
 def _annotate(
-    result: dict[str, Any], run: Path, name: str, split: str | None, tta: bool, temperature: float, about: Any
+    result: dict[str, Any], run: Path, name: str, split: str | None, tta: bool, sub: ImageTable, about: Any
 ) -> str | None:
-    """Add what was evaluated (run, name, split label, tta, temperature, set) to ``result``; the label."""
+    """Add what was evaluated (run, name, split label, tta, set, images of labels the model does not know
+    left out: ``dropped_unknown``) to ``result``; returns the split label."""
     label = split if about is None else about["split"] if about["kind"] == "internal" else "external"
-    result.update({"run": str(run), "name": name, "split": label, "tta": tta, "temperature": temperature})
+    result.update({"run": str(run), "name": name, "split": label, "tta": tta})
     if about is not None:
         result["set"] = about
+    if sub.unknown:
+        result["dropped_unknown"] = dict(sub.unknown)
     return label
 
 
@@ -328,7 +331,8 @@ def evaluate_run(
     paths = sub.table["path"].astype(str).tolist()
     proba = predictor.predict_paths(paths, batch_size=batch_size, tta=tta, progress=progress)
     result = build_result(y, proba, info, sub.table["patient_id"].astype(str).to_numpy(), n_boot, seed)
-    label = _annotate(result, run, name, split, tta, info.temperature, about)
+    result["temperature"] = info.temperature
+    label = _annotate(result, run, name, split, tta, sub, about)
     stress_result = None
     if stress:
         sample = (sub.table["patient_id"].astype(str).tolist(), stress_images)
