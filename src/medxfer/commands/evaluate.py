@@ -137,8 +137,6 @@ def _announce(sets: list, split: str | None) -> None:
         echo_err(f"note: --split {split} applies to the run's own data; every dataset here is external")
     for s in sets:
         echo_err(s.describe())
-        if s.table.unknown:
-            echo_err(f"warning: {', '.join(s.specs)}{s.dropped_note()} (--drop-unknown)")
     _report_leaks(sets)
 
 
