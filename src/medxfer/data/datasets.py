@@ -178,7 +178,8 @@ def _nothing_left(
     return (
         f"no image left after mapping labels (task={task}, label_map={label_map}) for {', '.join(specs)}: "
         f"its labels are {found}{known}. Pass a task (--task; one of {', '.join(list_tasks())}), a label "
-        "map (--label-map RAW=CLASS) or a layout that names the classes (e.g. kermany:PATH)"
+        "map (evaluate --label-map RAW=CLASS; data.label_map in a recipe) or a layout that names the "
+        "classes (e.g. kermany:PATH)"
     )
 
 
