@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from medxfer.evaluate.results import Evaluation, Explanation
+from medxfer.inference.notebook import RunNotebook
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -117,19 +118,13 @@ def check(
     import json
 
     from medxfer.data.check import run_check
-    from medxfer.io import atomic_write_text
+    from medxfer.io import atomic_write_text, json_default
 
     table = load_table(list(data), task=task, splits=splits)
     report = run_check(table, probe=probe, progress=progress, **options)
     if json_out is not None:
-        atomic_write_text(json_out, json.dumps(report.to_dict(), indent=2, default=_json_default))
+        atomic_write_text(json_out, json.dumps(report.to_dict(), indent=2, default=json_default))
     return report
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 def load_table(
@@ -137,8 +132,9 @@ def load_table(
     task: str | None = None,
     splits: PathLike | None = None,
     label_map: dict[str, str | None] | None = None,
+    classes: Sequence[str] | None = None,
 ) -> ImageTable:
-    """Datasets (``LAYOUT:PATH`` specs) as one :class:`~medxfer.data.datasets.ImageTable`, splits applied.
+    """Datasets (``LAYOUT:PATH``) as one ImageTable, splits applied; ``classes``: see ``load_datasets``.
 
     Example::
 
@@ -147,7 +143,7 @@ def load_table(
     from medxfer.data.datasets import load_datasets
     from medxfer.data.splits import apply_splits
 
-    table = load_datasets(list(data), task=task, label_map=label_map)
+    table = load_datasets(list(data), task=task, label_map=label_map, classes=classes)
     return apply_splits(table, splits) if splits is not None else table
 
 
@@ -158,12 +154,13 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    verbose: bool = False,
     **overrides: Any,
 ) -> Run:
     """Train a classifier (staged transfer learning) into the run folder ``out``; returns its :class:`Run`.
 
     ``config``: a YAML recipe path, a :class:`~medxfer.config.TrainConfig`, or None (defaults).
-    ``overrides``: see :func:`make_config`. ``resume=True`` continues the killed run in ``out``.
+    ``overrides``: see :func:`make_config`; ``resume=True`` continues the killed run; ``verbose``: tips too.
 
     Example::
 
@@ -175,7 +172,7 @@ def train(
     if out is None:
         raise ValueError("train: give out='runs/NAME' (the run folder to create or resume)")
     cfg = None if resume else make_config(config, **overrides)
-    result = train_run(cfg, out, resume=resume, overwrite=overwrite, progress=progress)
+    result = train_run(cfg, out, resume=resume, overwrite=overwrite, progress=progress, verbose=verbose)
     run = Run(result.run_dir, _check=not is_ddp_child())  # DDP ranks > 0 return before model.json exists
     run.train_result = result
     return run
@@ -241,8 +238,8 @@ def tune(
     return run_tune(opts, log=log)
 
 
-class Run:
-    """A trained run folder: evaluate, predict, explain, export it.
+class Run(RunNotebook):
+    """A trained run folder: evaluate, predict, explain, export it; ``history``, ``show_batch()``.
 
     Example::
 
@@ -294,20 +291,25 @@ class Run:
         *,
         task: str | None = None,
         splits: PathLike | None = None,
+        drop_unknown: bool = False,
         **options: Any,
     ) -> Evaluation:
         """Evaluate on ``split`` of ``data`` (default: the run's own datasets and ``splits.csv``).
 
         ``split``: None = test if any, else val (as the CLI); ``"all"``: every row. ``options`` (``name``,
         ``tta``, ``worst``, ``batch_size``, ``n_boot``, ``seed``) go to evaluate_run; writes RUN/eval/NAME/.
+        Labels of ``data`` the model does not know are an error naming them unless ``drop_unknown``.
 
         Example::
 
             ev = run.evaluate(split="val", n_boot=200); ev.metrics["metrics"]["roc_auc"]
         """
+        from medxfer.data.datasets import refuse_unknown
         from medxfer.inference.evaluation import evaluate_run
 
         table = self._table(data, task, splits, split)
+        if data is not None:  # the run's own data: its task left these labels out of training too
+            refuse_unknown(table, [data] if isinstance(data, str) else list(data), drop_unknown)
         split = split or ("test" if (table.table["split"] == "test").any() else "val")
         result = evaluate_run(self.path, table, split=None if split == "all" else split, **options)
         return Evaluation(result, Path(result["eval_dir"]), Path(result["report"]))
@@ -324,9 +326,8 @@ class Run:
             splits = own
         own_task = task is None and data is None and cfg is not None
         label_map = cfg.data.label_map if own_task and cfg else None
-        return load_table(
-            specs, task=task or (cfg.data.task if cfg else None), splits=splits, label_map=label_map
-        )
+        task = task or (cfg.data.task if cfg else None)
+        return load_table(specs, task=task, splits=splits, label_map=label_map, classes=self.class_names)
 
     def predict(
         self, inputs: PathLike | np.ndarray | Sequence[Any], batch_size: int = 32, tta: bool = False

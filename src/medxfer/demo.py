@@ -63,7 +63,7 @@ def run_demo(data: Path, out: Path, overrides: list[str] | None = None, progress
     table = apply_splits(table, out / "splits.csv")
     threshold = choose_threshold(out, table.subset("val"), "youden")
     print(f"[4/4] evaluate: threshold {threshold:.3f} chosen on val (Youden's J); scoring the test split")
-    metrics = evaluate_run(out, table, split="test", n_boot=500)
+    metrics = evaluate_run(out, table, split="test", n_boot=500, progress=progress)
     times["evaluate"] = time.perf_counter() - t
     metrics["demo_seconds"] = {k: round(v, 1) for k, v in times.items()}
     metrics["val_metrics"] = result.metrics

@@ -151,3 +151,17 @@ def expand_vars(text: str) -> str:
         return os.environ.get(name, m.group(0))
 
     return _VAR.sub(sub, text)
+
+
+def counts_text(counts: dict[str, int], unit: str = "image") -> str:
+    """``{"covid": 2872, "x": 1}`` -> ``covid: 2,872 images, x: 1 image``."""
+    return ", ".join(f"{key}: {n:,} {unit}{'s' * (n != 1)}" for key, n in counts.items())
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps(..., default=json_default)``: numpy scalars as Python numbers."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot serialise {type(value).__name__} as JSON")

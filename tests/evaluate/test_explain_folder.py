@@ -27,7 +27,7 @@ def test_explain_takes_a_folder(tiny_folder: Path, tiny_run: Path, tmp_path: Pat
 def _labels(res, images: list[Path]) -> list[tuple[Path, str]]:  # noqa: ANN001
     by_stem = {i.stem: i for i in images}
     pairs = []
-    for line in res.output.strip().splitlines():
+    for line in res.stdout.strip().splitlines():  # the progress bar is on stderr
         name = Path(line.split("\t")[0]).name
         stem, label = name.rsplit("_gradcam_", 1)
         pairs.append((by_stem[stem], label.removesuffix(".png")))

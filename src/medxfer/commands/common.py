@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,29 +68,9 @@ def console(stderr: bool = False) -> Any:
     return Console(stderr=stderr, width=width)
 
 
-LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning")
-
-
-@contextmanager
-def quiet_lightning(enabled: bool = True) -> Iterator[None]:
+def quiet_lightning(enabled: bool = True) -> Any:
     """Inside the block (when ``enabled``): no Python warnings, and Lightning logs only errors (no tips,
-    no "GPU available" lines, no deprecation notes). Restored afterwards; nothing changes at import."""
-    if not enabled:
-        yield
-        return
-    import logging
-    import warnings
+    no "GPU available" lines, no deprecation notes): :func:`medxfer.training.quiet.quiet_fit`."""
+    from medxfer.training.quiet import quiet_fit
 
-    import lightning.pytorch  # noqa: F401 - its import sets its loggers' levels: import before changing them
-
-    loggers = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
-    levels = [log.level for log in loggers]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for log in loggers:
-            log.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            for log, level in zip(loggers, levels, strict=True):
-                log.setLevel(level)
+    return quiet_fit(verbose=not enabled)

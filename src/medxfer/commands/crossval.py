@@ -24,6 +24,7 @@ def crossval(
     n_boot: int = typer.Option(200, "--n-boot", min=10, help="Bootstrap replicates for the 95% CIs."),
     seed: int = typer.Option(0, "--seed", help="Fold assignment (--by patient) and bootstrap seed."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads for --fast heads."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """One model per fold, each judged on its held-out fold (source or patients); the spread in one report."""
     from medxfer.config import ConfigError
@@ -43,6 +44,7 @@ def crossval(
         n_boot=n_boot,
         seed=seed,
         threads=threads,
+        progress=not quiet,
     )
     try:
         summary = run_crossval(opts, log=echo_err)

@@ -49,12 +49,15 @@ def _report_leaks(sets: list) -> None:
 
 
 class _OwnData(NamedTuple):
-    """The run's own data (RUN/config.yaml), the label task and the splits file evaluations use."""
+    """The run's own data (RUN/config.yaml), the label task and the splits file evaluations use, the
+    model's classes and whether labels it does not know are dropped (``--drop-unknown``)."""
 
     specs: list[str]
     task: str | None
     label_map: dict | None
     splits: Path
+    classes: list[str]
+    drop_unknown: bool = False
 
 
 def _calibrate(
@@ -86,6 +89,7 @@ def _calibrate(
         batch_size=batch_size,
         tta=tta,
         n_boot=n_boot,
+        drop_unknown=own.drop_unknown,
     )
     t = "" if result["threshold"] is None else f", threshold {result['threshold']:.4f}"
     echo_err(
@@ -105,18 +109,26 @@ def _check_run(run: Path, split: str | None) -> None:
         fail(f"--split {split!r}: valid: train, val, test, all")
 
 
-def _own_data(run: Path, task: str | None, splits: Path | None) -> _OwnData:
-    """The run's data specs and label map; ``--task`` and ``--splits`` or their defaults from the run."""
+def _own_data(
+    run: Path, task: str | None, splits: Path | None, label_map: list[str] | None, drop_unknown: bool
+) -> _OwnData:
+    """The run's data specs and label map; ``--task``, ``--splits`` and ``--label-map`` (over the run's
+    map) or their defaults from the run."""
+    from medxfer.data.datasets import parse_label_map
     from medxfer.inference.sets import run_data
+    from medxfer.runs import read_model_info
 
     try:
-        own_specs, own_task, label_map = run_data(run)
+        own_specs, own_task, own_map = run_data(run)
+        extra = parse_label_map(label_map or [])
+        classes = list(read_model_info(run).class_names)
     except ValueError as exc:
         fail(str(exc))
     splits = splits if splits is not None else run / "splits.csv"
     if not splits.is_file() and splits != run / "splits.csv":
         fail(f"{splits}: splits file not found")
-    return _OwnData(own_specs, task or own_task, label_map, splits)
+    merged = {**(own_map or {}), **extra} or None
+    return _OwnData(own_specs, task or own_task, merged, splits, classes, drop_unknown)
 
 
 def _announce(sets: list, split: str | None) -> None:
@@ -134,7 +146,7 @@ def _choose_threshold(run: Path, sets: list, own: _OwnData, rule: str, batch_siz
     from medxfer.inference.sets import internal_set
 
     specs = next((s.specs for s in sets if s.kind == "internal"), own.specs)
-    val = internal_set(specs, own.splits, "val", own.task, own.label_map).table
+    val = internal_set(specs, own.splits, "val", own.task, own.label_map, own.classes).table
     t = runner.choose_threshold(run, val, rule, batch_size, tta)
     echo_err(f"threshold {t:.4f} ({rule} on the val split) written to {run / 'model.json'}")
 
@@ -173,6 +185,18 @@ def evaluate(
     ),
     task: str | None = typer.Option(
         None, "--task", help="Label task; default: data.task of RUN/config.yaml."
+    ),
+    label_map: list[str] | None = typer.Option(
+        None,
+        "--label-map",
+        metavar="RAW=CLASS",
+        help="RAW=CLASS: score a label as one of the model's classes (RAW=- drops it); repeatable.",
+    ),
+    drop_unknown: bool = typer.Option(
+        False,
+        "--drop-unknown",
+        help="Leave out images whose label the model does not know (counts are reported); "
+        "default: such data is an error.",
     ),
     splits: Path | None = typer.Option(
         None, "--splits", help="splits.csv; default: RUN/splits.csv if present."
@@ -218,6 +242,13 @@ def evaluate(
         help="Also score the images under acquisition shifts (exposure, gamma, contrast, blur, noise, "
         "JPEG, zoom, rotation, low resolution; 3 severities): stress.csv/json/png + a report section.",
     ),
+    stress_images: int = typer.Option(
+        300,
+        "--stress-images",
+        min=0,
+        help="Images the stress test uses: a sample of whole patients per class (0: every image).",
+    ),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Metrics with patient-level bootstrap CIs, plots, worst cases with Grad-CAM and report.html.
 
@@ -229,10 +260,12 @@ def evaluate(
 
     _check_run(run, split)
     specs = [] if calibrate_on and not (data or more) else _specs(run, data, more)
-    own = _own_data(run, task, splits)
+    own = _own_data(run, task, splits, label_map, drop_unknown)
     try:
         sets = (
-            plan_sets(specs, own.splits, split, own.task, own.label_map, leak_check=leak_check)
+            plan_sets(
+                specs, own.splits, split, own.task, own.label_map, leak_check, own.classes, own.drop_unknown
+            )
             if specs
             else []
         )
@@ -254,6 +287,8 @@ def evaluate(
             n_boot=n_boot,
             seed=seed,
             stress=stress,
+            stress_images=stress_images,
+            progress=not quiet,
         )
     except (DatasetError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
@@ -268,6 +303,7 @@ def explain(
         None, "--class", help="Class to explain: a class name, 'all', or default the predicted class."
     ),
     force: bool = typer.Option(False, "--force", help="Replace overlay files that already exist."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Grad-CAM overlays: one PNG per image (per class with --class all), named IMAGE_gradcam_CLASS.png."""
     from medxfer.data.images import ImageError
@@ -282,7 +318,7 @@ def explain(
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     try:
-        written = explain_files(run, files, out, class_name, force=force)
+        written = explain_files(run, files, out, class_name, force=force, progress=not quiet)
     except (ValueError, ImageError, FileExistsError) as exc:
         fail(str(exc))
     for path, label, prob in written:

@@ -96,6 +96,7 @@ def export(
         [], "--check-images", help="Real images for the self-check (files or folders; repeatable)."
     ),
     force: bool = typer.Option(False, "--force", help="Replace the output file if it exists."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Export the model (dynamic batch; outputs probabilities) and check it matches PyTorch within 1e-4."""
     from medxfer.data.images import ImageError, read_image
@@ -110,7 +111,7 @@ def export(
     try:
         paths = collect_inputs([str(p) for p in check_images])[:16] if check_images else _run_images(run)
         images = [read_image(p) for p in paths]
-        result = export_run(run, format, out=out, check_images=images, force=force)
+        result = export_run(run, format, out=out, check_images=images, force=force, progress=not quiet)
     except (FileNotFoundError, ValueError, ImageError) as exc:
         fail(str(exc))
     except ExportError as exc:

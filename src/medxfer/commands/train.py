@@ -105,7 +105,8 @@ def train(
     strategy: str | None = typer.Option(None, help="Lightning strategy (e.g. ddp)."),
     num_nodes: int | None = typer.Option(None, help="Lightning num_nodes."),
     accelerator: str | None = typer.Option(None, help="cpu | gpu | auto."),
-    quiet: bool = typer.Option(False, help="No progress bar, no Lightning tips or warnings."),
+    quiet: bool = typer.Option(False, help="No progress bar."),
+    verbose: bool = typer.Option(False, help="Also Lightning's tips, hardware lines and library warnings."),
 ) -> None:
     """Train a classifier in stages (frozen backbone, then fine-tuning) into a run folder."""
     from medxfer.api import train as api_train
@@ -121,9 +122,14 @@ def train(
     if not resume:
         cfg = _config(config, data, task, splits, backbone, weights, sets, scale, epochs, allow_leaks)
     try:
-        with quiet_lightning(quiet):
+        with quiet_lightning(not verbose):
             run = api_train(
-                cfg, resume or out, resume=resume is not None, overwrite=overwrite, progress=not quiet
+                cfg,
+                resume or out,
+                resume=resume is not None,
+                overwrite=overwrite,
+                progress=not quiet,
+                verbose=verbose,
             )
     except (RunExistsError, DatasetError, ImageError, WeightsError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))

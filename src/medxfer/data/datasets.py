@@ -87,6 +87,7 @@ class ImageTable:
 
     class_names: list[str]
     table: pd.DataFrame = field(repr=False)
+    unknown: dict[str, int] = field(default_factory=dict, repr=False)  # raw label -> rows left out
 
     @property
     def labels(self) -> np.ndarray:
@@ -96,11 +97,11 @@ class ImageTable:
     def subset(self, split: str) -> ImageTable:
         """The rows of one split (``"train"``, ``"val"``, ``"test"`` or ``""``), same class names."""
         rows = self.table[self.table["split"] == split].reset_index(drop=True)
-        return ImageTable(list(self.class_names), rows)
+        return ImageTable(list(self.class_names), rows, dict(self.unknown))
 
     def with_table(self, table: pd.DataFrame) -> ImageTable:
         """A new ImageTable with the same class names and ``table`` (index reset)."""
-        return ImageTable(list(self.class_names), table.reset_index(drop=True))
+        return ImageTable(list(self.class_names), table.reset_index(drop=True), dict(self.unknown))
 
     def counts(self) -> pd.DataFrame:
         """Images per split (rows) and class (columns), classes in class_names order."""
@@ -154,17 +155,75 @@ def _mapping(task: str | None, label_map: dict[str, str | None] | None) -> tuple
     return mapping, chosen
 
 
+_UNMAPPED = "\0unmapped"  # a raw label the mapping does not name (None = dropped on purpose)
+
+
+def _map_label(raw: str, mapping: dict[str, str | None], folded: dict[str, str | None]) -> str | None:
+    """The class name of a raw label: exact key first, then ignoring case (``NORMAL/`` = ``normal``)."""
+    if raw in mapping:
+        return mapping[raw]
+    return folded.get(raw.casefold(), _UNMAPPED)
+
+
+def _counts(labels: pd.Series) -> dict[str, int]:
+    return {str(k): int(v) for k, v in labels.value_counts().sort_index().items()}
+
+
+def _nothing_left(
+    raw: pd.Series, task: str | None, label_map: dict | None, specs: list[str], classes: list[str] | None
+) -> str:
+    """The error when no row keeps a label: the raw labels with counts and what to pass."""
+    found = ", ".join(f"{k}: {v:,}" for k, v in _counts(raw).items())
+    known = f"; the model knows {', '.join(classes)}" if classes is not None else ""
+    return (
+        f"no image left after mapping labels (task={task}, label_map={label_map}) for {', '.join(specs)}: "
+        f"its labels are {found}{known}. Pass a task (--task; one of {', '.join(list_tasks())}), a label "
+        "map (evaluate --label-map RAW=CLASS; data.label_map in a recipe) or a layout that names the "
+        "classes (e.g. kermany:PATH)"
+    )
+
+
+def _assign_labels(
+    frame: pd.DataFrame, mapping: dict, classes: list[str] | None
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """``label_name`` per row; rows dropped on purpose (mapped to None) go, and with ``classes``, rows
+    whose label is none of them (ignoring case) go too, counted by raw label in the returned dict."""
+    folded = {str(k).casefold(): v for k, v in mapping.items()}
+    if mapping:
+        names = frame["raw_label"].map(lambda raw: _map_label(raw, mapping, folded))
+    else:
+        names = frame["raw_label"].astype(object)
+    if classes is None:  # a task keeps the labels it names; the others are counted
+        unmapped = names == _UNMAPPED
+        keep = names.notna() & ~unmapped
+        return frame.assign(label_name=names)[keep].reset_index(drop=True), _counts(
+            frame["raw_label"][unmapped]
+        )
+    canonical = {c.casefold(): c for c in classes}
+    names = names.map(lambda n: None if n is None else canonical.get(str(n).casefold(), _UNMAPPED))
+    unknown = names == _UNMAPPED
+    dropped = _counts(frame["raw_label"][unknown])
+    keep = names.notna() & ~unknown
+    return frame.assign(label_name=names)[keep].reset_index(drop=True), dropped
+
+
 def load_datasets(
     specs: list[str],
     task: str | None = None,
     label_map: dict[str, str | None] | None = None,
+    classes: list[str] | None = None,
 ) -> ImageTable:
     """Load, concatenate and label-map datasets.
 
     Args:
         specs: ``LAYOUT:PATH[?options]`` strings (bare PATH = folder).
         task: a name from :data:`TASKS`; rows whose raw label it does not map are dropped.
-        label_map: raw label -> class name (None drops), applied over the task's map.
+        label_map: raw label -> class name (None drops), applied over the task's map. Raw labels
+            match the keys ignoring case when no key matches exactly.
+        classes: a model's class names (evaluation): they become ``class_names`` in that order, labels
+            match them ignoring case, and rows of other labels are left out. Rows left out because
+            neither the mapping nor ``classes`` names their label are counted by raw label in
+            ``unknown`` (training ignores it; evaluation applies :func:`refuse_unknown`).
 
     Returns:
         An :class:`ImageTable`; ``raw_label`` keeps the layout's label next to the contract columns.
@@ -182,20 +241,54 @@ def load_datasets(
         raise DatasetError(f"{twice.iloc[0]}: listed twice ({len(twice)} duplicate paths across {specs})")
     mapping, chosen = _mapping(task, label_map)
     frame = frame.rename(columns={"label_name": "raw_label"})
-    if mapping:
-        frame["label_name"] = frame["raw_label"].map(lambda raw: mapping.get(raw))
-        frame = frame[frame["label_name"].notna()].reset_index(drop=True)
-    else:
-        frame["label_name"] = frame["raw_label"]
-    if frame.empty:
-        raise DatasetError(
-            f"no image left after mapping labels (task={task}, label_map={label_map}) for {', '.join(specs)}"
-        )
-    present = set(frame["label_name"])
-    if chosen and chosen.classes and present <= set(chosen.classes):
+    mapped, unknown = _assign_labels(frame, mapping, classes)
+    if mapped.empty:
+        raise DatasetError(_nothing_left(frame["raw_label"], task, label_map, specs, classes))
+    present = set(mapped["label_name"])
+    if classes is not None:
+        class_names = list(classes)
+    elif chosen and chosen.classes and present <= set(chosen.classes):
         class_names = list(chosen.classes)
     else:
         class_names = sorted(present)
-    frame["label"] = frame["label_name"].map({name: i for i, name in enumerate(class_names)}).astype("int64")
-    frame = frame[[*COLUMNS, "raw_label"]].astype({c: str for c in COLUMNS if c != "label"})
-    return ImageTable(class_names, frame)
+    mapped["label"] = (
+        mapped["label_name"].map({name: i for i, name in enumerate(class_names)}).astype("int64")
+    )
+    mapped = mapped[[*COLUMNS, "raw_label"]].astype({c: str for c in COLUMNS if c != "label"})
+    return ImageTable(class_names, mapped, unknown)
+
+
+def unknown_text(unknown: dict[str, int]) -> str:
+    """``covid: 2,872 images, lung_opacity: 12 images``."""
+    from medxfer.io import counts_text
+
+    return counts_text(unknown)
+
+
+def refuse_unknown(table: ImageTable, specs: list[str], drop_unknown: bool = False) -> ImageTable:
+    """The one policy for labels a model does not know: an error naming them, or (``drop_unknown``) the
+    table as is, its ``unknown`` counts for the caller to report. ``table`` comes from
+    :func:`load_datasets` with ``classes``.
+
+    Example: ``refuse_unknown(load_datasets(specs, classes=["normal", "pneumonia"]), specs)``
+    """
+    if not table.unknown or drop_unknown:
+        return table
+    first = next(iter(table.unknown))
+    raise DatasetError(
+        f"{', '.join(specs)}: labels the model does not know: {unknown_text(table.unknown)} — the model "
+        f"knows {', '.join(table.class_names)}; map them with --label-map {first}={table.class_names[-1]} "
+        "(label_map= in Python) or drop them with --drop-unknown (drop_unknown=True)"
+    )
+
+
+def parse_label_map(items: list[str]) -> dict[str, str | None]:
+    """``["covid=pneumonia", "lung_opacity=-"]`` -> ``{"covid": "pneumonia", "lung_opacity": None}``
+    (``-`` drops the label); the ``--label-map RAW=CLASS`` option of the CLI."""
+    mapping: dict[str, str | None] = {}
+    for item in items:
+        raw, sep, name = (part.strip() for part in item.partition("="))
+        if not sep or not raw or not name:
+            raise DatasetError(f"--label-map {item!r}: expected RAW=CLASS (or RAW=- to drop the label)")
+        mapping[raw] = None if name == "-" else name
+    return mapping

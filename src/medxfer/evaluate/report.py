@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -227,3 +228,30 @@ def write_reports(ctx: dict[str, Any], folder: str | os.PathLike[str]) -> tuple[
     atomic_write_text(html_path, render_html(ctx, folder))
     atomic_write_text(md_path, render_markdown(ctx))
     return html_path, md_path
+
+
+def check_warnings(run_dir: Path) -> list[str]:
+    """Every list under a ``warnings`` key of ``RUN/check.json`` (incl. shortcut_probe), as text."""
+    path = run_dir / "check.json"
+    if not path.is_file():
+        return ["no check.json in the run: `medxfer check` was not run on this data"]
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "warnings" and isinstance(value, list):
+                    found.extend(
+                        w.get("message", json.dumps(w)) if isinstance(w, dict) else str(w) for w in value
+                    )
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    try:
+        walk(json.loads(path.read_text()))
+    except json.JSONDecodeError as exc:
+        return [f"{path}: unreadable ({exc})"]
+    return list(dict.fromkeys(found))  # check copies the probe's warnings to the top level: once each

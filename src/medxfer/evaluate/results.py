@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.figure import Figure
 
 
@@ -50,6 +51,25 @@ class Evaluation:
         """Main metrics with 95% CIs: ``{metric: {"value", "low", "high"}}``."""
         return dict(self.metrics.get("ci", {}))
 
+    def table(self) -> pd.DataFrame:
+        """The headline metrics as a DataFrame: ``value``, ``low``, ``high`` per metric (95% CI).
+
+        Example: ``run.evaluate().table().loc["ROC AUC", "value"]``
+        """
+        from medxfer.evaluate.display import headline_frame
+
+        return headline_frame(self.metrics)
+
+    def __repr__(self) -> str:
+        from medxfer.evaluate.display import evaluation_text
+
+        return evaluation_text(self.metrics, self.report)
+
+    def _repr_html_(self) -> str:
+        from medxfer.evaluate.display import evaluation_html
+
+        return evaluation_html(self.metrics, self.eval_dir, self.report)
+
 
 @dataclass
 class Explanation:
@@ -74,3 +94,13 @@ class Explanation:
         ax.set_title(f"{self.label}  P={self.probability:.3f}")
         ax.set_axis_off()
         return fig
+
+    def __repr__(self) -> str:
+        from medxfer.evaluate.display import explanation_text
+
+        return explanation_text(self.label, self.probability, self.heatmap, self.path)
+
+    def _repr_html_(self) -> str:
+        from medxfer.evaluate.display import explanation_html
+
+        return explanation_html(self.label, self.probability, self.overlay)

@@ -22,6 +22,10 @@ means the same on a 224 px thumbnail and a 2000 px film.
 Predictions go through :class:`medxfer.inference.predictor.Predictor` (the one inference path) and
 metrics through :mod:`medxfer.evaluate.metrics`. The **stress score** is the mean ROC AUC over all
 shifted sets (every shift at every severity); the report also names the worst one.
+
+27 shifted copies of every image are costly, so the test runs on a sample by default
+(:data:`STRESS_IMAGES` images, ``evaluate --stress-images N``, 0 = all): whole patients drawn per class in
+the classes' proportions (:func:`stress_sample`); the report states the sample size.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ if TYPE_CHECKING:
     from medxfer.inference.predictor import Predictor
 
 SEVERITIES = (1, 2, 3)
+STRESS_IMAGES = 300  # default sample size of the stress test
 STRESS_COLUMNS = ["shift", "severity", "parameter", "roc_auc", "accuracy", "balanced_accuracy", "macro_f1"]
 STRESS_COLUMNS += ["ece", "auc_drop"]
 
@@ -199,7 +204,7 @@ def stress_test(
     batch_size: int = 32,
     tta: bool = False,
     seed: int = 0,
-    progress: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Metrics of ``predictor`` on ``images`` (decoded, labels ``y`` as model class indices), clean and
     under every shift x severity. Returns ``{"rows": [...], "summary": stress_summary(rows)}``.
@@ -219,16 +224,20 @@ def stress_test(
     y = np.asarray(y, dtype=int)
     proba = predictor.predict_arrays(list(images), batch_size=batch_size, tta=tta)
     rows = [_row("none", 0, "clean", y, proba, names, threshold)]
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(shifts) * len(severities), desc="stress", unit="set", disable=not progress)
     for k, shift in enumerate(shifts):
         for sev in severities:
-            if progress is not None:
-                progress(f"stress: {shift} {shift_parameter(shift, sev)}")
+            bar.set_postfix_str(f"{shift} {shift_parameter(shift, sev)}", refresh=False)
+            bar.update()
             shifted = [
                 apply_shift(img, shift, sev, np.random.default_rng([seed, k, sev, i]))
                 for i, img in enumerate(images)
             ]
             proba = predictor.predict_arrays(shifted, batch_size=batch_size, tta=tta)
             rows.append(_row(shift, sev, shift_parameter(shift, sev), y, proba, names, threshold))
+    bar.close()
     clean_auc = rows[0]["roc_auc"]
     for r in rows:
         drop = None if clean_auc is None or r["roc_auc"] is None else clean_auc - r["roc_auc"]
@@ -316,14 +325,49 @@ def summary_text(summary: dict[str, Any]) -> str:
     clean_txt = "n/a" if clean is None else f"{clean:.3f}"
     return (
         f"stress score {summary['stress_score']:.3f} (mean ROC AUC over {summary['n_shifted_sets']} shifted "
-        f"sets; clean {clean_txt}); worst: {w['shift']} severity {w['severity']} ({w['parameter']}) "
+        f"sets{sample_text(summary)}; clean {clean_txt}); worst: {w['shift']} severity {w['severity']} "
+        f"({w['parameter']}) "
         f"AUC {w['roc_auc']:.3f}; mean accuracy {_fmt(summary.get('mean_accuracy'))} "
         f"(clean {_fmt(summary.get('clean_accuracy'))})"
     )
 
 
+def sample_text(summary: dict[str, Any]) -> str:
+    """``" on 300 of 1,043 images (a sample: whole patients per class)"`` when sampled, else ``""``."""
+    n, total = summary.get("n_images"), summary.get("n_total")
+    if n is None or total is None or n >= total:
+        return ""
+    return f" on {n:,} of {total:,} images (a sample: whole patients per class)"
+
+
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def stress_sample(y: np.ndarray, groups: Sequence[str], n: int, seed: int = 0) -> np.ndarray:
+    """Indices of about ``n`` images (all when ``n`` is 0 or at least their number): whole patients,
+    drawn at random per class (a patient's class: its first image's) until each class has its share.
+
+    >>> stress_sample(np.array([0, 0, 0, 0, 1, 1]), ["a", "a", "b", "c", "d", "e"], 3).size
+    3
+    """
+    y, groups = np.asarray(y), np.asarray(groups, dtype=str)
+    if n <= 0 or n >= len(y):
+        return np.arange(len(y))
+    rng = np.random.default_rng(seed)
+    first = dict(zip(groups[::-1], y[::-1], strict=True))  # reversed: the first image's label wins
+    picked: list[np.ndarray] = []
+    for cls in np.unique(y):
+        share = max(1, round(n * float(np.mean(y == cls))))
+        patients = np.array(sorted(g for g, c in first.items() if c == cls))
+        taken = 0
+        for g in rng.permutation(patients):
+            if taken >= share:
+                break
+            rows = np.flatnonzero(groups == g)
+            picked.append(rows)
+            taken += len(rows)
+    return np.unique(np.concatenate(picked))
 
 
 def run_stress(
@@ -334,10 +378,21 @@ def run_stress(
     batch_size: int = 32,
     tta: bool = False,
     seed: int = 0,
+    sample: tuple[Sequence[str], int] | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Decode ``paths`` with ``predictor.read`` (its pixel cap), :func:`stress_test`, and write
-    ``stress.csv``/``stress.json``/``stress.png`` into ``out``; returns the stress result."""
-    images = [predictor.read(str(p)) for p in paths]
-    result = stress_test(predictor, images, y, batch_size=batch_size, tta=tta, seed=seed)
+    ``stress.csv``/``stress.json``/``stress.png`` into ``out``; returns the stress result.
+
+    ``sample``: ``(patient ids, n)``: test :func:`stress_sample`'s ``n`` images only (0: all); the
+    summary says how many (``n_images`` of ``n_total``, ``sample``)."""
+    keep = np.arange(len(paths)) if sample is None else stress_sample(y, sample[0], sample[1], seed)
+    images = [predictor.read(str(paths[i])) for i in keep]
+    y = np.asarray(y)[keep]
+    result = stress_test(predictor, images, y, batch_size=batch_size, tta=tta, seed=seed, progress=progress)
+    sampled = len(keep) < len(paths)
+    result["summary"].update(
+        n_images=len(keep), n_total=len(paths), sample="patients per class" if sampled else "all images"
+    )
     write_stress(out, result)
     return result

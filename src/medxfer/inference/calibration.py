@@ -153,6 +153,7 @@ def calibrate_local(
     task: str | None = None,
     label_map: dict[str, str | None] | None = None,
     leak_check: bool = True,
+    drop_unknown: bool = False,
     **options: Any,
 ) -> tuple[Any, dict[str, Any]]:
     """``evaluate --calibrate-on SPEC``: calibrate on part of the local data (external rows, leaks
@@ -165,9 +166,13 @@ def calibrate_local(
 
     from medxfer.inference.sets import EvalSet, plan_sets
     from medxfer.io import atomic_write_text
+    from medxfer.runs import read_model_info
 
     run = Path(run_dir)
-    local = plan_sets([spec], run / "splits.csv", None, task, label_map, leak_check=leak_check)[0]
+    classes = list(read_model_info(run).class_names)
+    local = plan_sets(
+        [spec], run / "splits.csv", None, task, label_map, leak_check, classes, drop_unknown=drop_unknown
+    )[0]
     if local.kind != "external":
         raise ValueError(
             f"--calibrate-on {spec}: the run was trained on these images; give local data it never saw"

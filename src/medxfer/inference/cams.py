@@ -26,16 +26,20 @@ def explain_files(
     out_dir: str | Path,
     class_name: str | None = None,
     force: bool = False,
+    progress: bool = False,
 ) -> list[tuple[str, str, float]]:
     """Write Grad-CAM overlays ``<stem>_gradcam_<class>.png`` into ``out_dir`` for each image.
 
     ``class_name``: None (predicted class), a class name, or ``all``. Existing files are kept
-    (``FileExistsError``) unless ``force``. Returns ``(png path, class, P(class))`` per overlay.
+    (``FileExistsError``) unless ``force``; ``progress``: a bar. Returns ``(png path, class, P(class))``
+    per overlay.
 
     Example::
 
         explain_files("runs/kb", ["x.png"], "cams/")   # [("cams/x_gradcam_pneumonia.png", "pneumonia", 0.93)]
     """
+    from tqdm.auto import tqdm
+
     from medxfer.data.images import read_image
     from medxfer.evaluate.explain import overlay, save_png
     from medxfer.inference.predictor import Predictor
@@ -50,7 +54,10 @@ def explain_files(
             "two images share a file name; explain them in separate calls (outputs would collide)"
         )
     written: list[tuple[str, str, float]] = []
-    for path, stem in zip(paths, stems, strict=True):
+    bar = tqdm(
+        zip(paths, stems, strict=True), total=len(paths), desc="explain", unit="img", disable=not progress
+    )
+    for path, stem in bar:
         img = read_image(path)
         proba = predictor.predict_arrays([img])
         classes = targets if targets is not None else [names.index(predictor.labels(proba)[0])]

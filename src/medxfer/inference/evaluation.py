@@ -27,15 +27,20 @@ if TYPE_CHECKING:
 
 
 def model_labels(table: ImageTable, class_names: list[str]) -> np.ndarray:
-    """Labels of ``table`` as indices into the model's ``class_names`` (matched by name)."""
-    index = {name: k for k, name in enumerate(class_names)}
-    unknown = sorted(set(table.table["label_name"]) - set(index))
-    if unknown:
-        raise ValueError(
-            f"labels {unknown} are not classes of the model ({', '.join(class_names)}); "
-            "load the data with the run's task (--task)"
+    """Labels of ``table`` as indices into the model's ``class_names`` (matched by name, ignoring case)."""
+    from medxfer.data.datasets import DatasetError, unknown_text
+
+    index = {name.casefold(): k for k, name in enumerate(class_names)}
+    names = table.table["label_name"].astype(str)
+    unknown = names[~names.str.casefold().isin(list(index))]
+    if len(unknown):
+        counts = {str(k): int(v) for k, v in unknown.value_counts().sort_index().items()}
+        raise DatasetError(
+            f"labels the model does not know: {unknown_text(counts)} — the model knows "
+            f"{', '.join(class_names)}; load the data with the run's task (--task), map them with "
+            "--label-map RAW=CLASS or drop them with --drop-unknown"
         )
-    return table.table["label_name"].map(index).to_numpy(dtype=int)
+    return names.str.casefold().map(index).to_numpy(dtype=int)
 
 
 def select_split(table: ImageTable, split: str | None) -> ImageTable:
@@ -231,37 +236,12 @@ def data_counts(table: ImageTable) -> dict[str, dict[str, int]]:
     }
 
 
-def check_warnings(run_dir: Path) -> list[str]:
-    """Every list under a ``warnings`` key of ``RUN/check.json`` (incl. shortcut_probe), as text."""
-    path = run_dir / "check.json"
-    if not path.is_file():
-        return ["no check.json in the run: `medxfer check` was not run on this data"]
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "warnings" and isinstance(value, list):
-                    found.extend(
-                        w.get("message", json.dumps(w)) if isinstance(w, dict) else str(w) for w in value
-                    )
-                else:
-                    walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    try:
-        walk(json.loads(path.read_text()))
-    except json.JSONDecodeError as exc:
-        return [f"{path}: unreadable ({exc})"]
-    return list(dict.fromkeys(found))  # check copies the probe's warnings to the top level: once each
-
-
 def _context(
     run: Path, name: str, label: str | None, about: dict[str, Any] | None, leaks: list | None
 ) -> dict[str, Any]:
     """The report context that does not depend on the predictions (see medxfer.evaluate.report)."""
+    from medxfer.evaluate.report import check_warnings
+
     config = run / "config.yaml"
     return {
         "title": f"medxfer evaluation: {run.name} / {name}",
@@ -272,7 +252,7 @@ def _context(
         "generalisation": (about or {}).get("generalisation"),
         "leaks": leaks or [],
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),  # noqa: UP017
-        "warnings": check_warnings(run),
+        "warnings": check_warnings(run),  # RUN/check.json's, repeated in the report
         "config_text": config.read_text() if config.is_file() else "",
         "summary_text": (run / "summary.txt").read_text() if (run / "summary.txt").is_file() else "",
     }
@@ -298,6 +278,20 @@ def _write_tables(
     return pred
 
 
+def _annotate(
+    result: dict[str, Any], run: Path, name: str, split: str | None, tta: bool, sub: ImageTable, about: Any
+) -> str | None:
+    """Add what was evaluated (run, name, split label, tta, set, images of labels the model does not know
+    left out: ``dropped_unknown``) to ``result``; returns the split label."""
+    label = split if about is None else about["split"] if about["kind"] == "internal" else "external"
+    result.update({"run": str(run), "name": name, "split": label, "tta": tta})
+    if about is not None:
+        result["set"] = about
+    if sub.unknown:
+        result["dropped_unknown"] = dict(sub.unknown)
+    return label
+
+
 def evaluate_run(
     run_dir: str | os.PathLike[str],
     table: ImageTable,
@@ -311,12 +305,15 @@ def evaluate_run(
     about: dict[str, Any] | None = None,
     leaks: list[dict[str, str]] | None = None,
     stress: bool = False,
+    stress_images: int = 300,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate the model of ``run_dir`` on the rows of ``split`` of ``table`` into ``RUN/eval/<name>/``.
 
     ``name``: the split (``all`` for None) plus ``-tta`` by default. ``about``: what the images are (an
     :meth:`~medxfer.inference.sets.EvalSet.about` dict); ``leaks``: external images left out (``leaks.csv``);
-    ``stress``: also the shift stress test (:mod:`medxfer.evaluate.stress`). Returns ``metrics.json``'s dict
+    ``stress``: also the shift stress test (:mod:`medxfer.evaluate.stress`) on ``stress_images`` images
+    (whole patients per class; 0: all); ``progress``: tqdm bars. Returns ``metrics.json``'s dict
     with ``eval_dir`` and ``report`` (report.html). Example: ``evaluate_run("runs/demo", table, "test")``.
     """
     from medxfer.evaluate.report import write_reports
@@ -331,17 +328,15 @@ def evaluate_run(
     out = run / "eval" / name
     out.mkdir(parents=True, exist_ok=True)
     y = model_labels(sub, list(info.class_names))
-    proba = predictor.predict_paths(sub.table["path"].astype(str).tolist(), batch_size=batch_size, tta=tta)
+    paths = sub.table["path"].astype(str).tolist()
+    proba = predictor.predict_paths(paths, batch_size=batch_size, tta=tta, progress=progress)
     result = build_result(y, proba, info, sub.table["patient_id"].astype(str).to_numpy(), n_boot, seed)
-    label = split if about is None else about["split"] if about["kind"] == "internal" else "external"
-    result.update(
-        {"run": str(run), "name": name, "split": label, "tta": tta, "temperature": info.temperature}
-    )
-    if about is not None:
-        result["set"] = about
+    result["temperature"] = info.temperature
+    label = _annotate(result, run, name, split, tta, sub, about)
     stress_result = None
     if stress:
-        stress_result = run_stress(predictor, sub.table["path"], y, out, batch_size, tta, seed)
+        sample = (sub.table["patient_id"].astype(str).tolist(), stress_images)
+        stress_result = run_stress(predictor, paths, y, out, batch_size, tta, seed, sample, progress)
         result["stress"] = stress_result["summary"]
     pred = _write_tables(out, sub, y, proba, result, leaks or [], list(info.class_names))
     n_worst = worst if predictor.has_cam else 0

@@ -76,17 +76,20 @@ def export_run(
     check_images: Sequence[np.ndarray] = (),
     force: bool = False,
     tolerance: float = TOLERANCE,
+    progress: bool = False,
 ) -> ExportResult:
     """Export the run's model to ``fmt`` and verify it against PyTorch; returns an :class:`ExportResult`.
 
     ``check_images`` are decoded images (``read_image`` convention) used for the self-check in
-    addition to synthetic inputs. Refuses to replace an existing ``out`` unless ``force``.
+    addition to synthetic inputs. Refuses to replace an existing ``out`` unless ``force``. ``progress``:
+    a bar over the steps (load, export, self-check).
 
     Example::
 
         export_run("runs/kermany", "onnx", check_images=[read_image("x.jpeg")])
     """
     import torch
+    from tqdm.auto import tqdm
 
     from medxfer.data.transforms import batch_input
     from medxfer.runs import load_model
@@ -98,14 +101,21 @@ def export_run(
     target = Path(out) if out is not None else default_output(run_dir, fmt)
     if target.exists() and not force:
         raise ExportError(f"{target}: already exists; pass --force to replace it (or --out elsewhere)")
+    bar = tqdm(total=3, desc=f"export {fmt}: load", unit="step", disable=not progress, leave=False)
     model, info = load_model(run_dir)
     x = _check_inputs(check_images, info, batch_input)
+    bar.update()
+    bar.set_description(f"export {fmt}: write")
     with atomic_path(target) as tmp, torch.no_grad():  # no half-written file when the self-check fails
         if fmt == "onnx":
             _export_onnx(_proba_module(model), x[:2], tmp)
         else:
             _export_torchscript(_proba_module(model), x[:2], tmp)
+        bar.update()
+        bar.set_description(f"export {fmt}: self-check")
         diff, sizes = _self_check(model, tmp, fmt, x, tolerance)
+    bar.update()
+    bar.close()
     return ExportResult(target, fmt, diff, int(x.shape[0]), sizes)
 
 

@@ -136,19 +136,25 @@ class Predictor:
             out[start : start + len(chunk)] = acc / len(views)
         return apply_temperature(out, float(self.info.temperature))
 
-    def predict_paths(self, paths: Sequence[str], batch_size: int = 32, tta: bool = False) -> np.ndarray:
-        """Probabilities ``(N, C)`` for image files, decoded ``batch_size`` at a time.
+    def predict_paths(
+        self, paths: Sequence[str], batch_size: int = 32, tta: bool = False, progress: bool = False
+    ) -> np.ndarray:
+        """Probabilities ``(N, C)`` for image files, decoded ``batch_size`` at a time (``progress``: a bar).
 
         An unreadable file raises :class:`medxfer.data.images.ImageError` naming it (``evaluate`` wants
         every row; ``predict`` uses :func:`medxfer.inference.files.predict_files`, which records
         errors per row instead).
         """
+        from tqdm.auto import tqdm
+
         from medxfer.data.images import read_image
 
         out = [np.zeros((0, self.info.num_classes), dtype=np.float64)]
-        for start in range(0, len(paths), max(1, batch_size)):
-            images = [read_image(p) for p in paths[start : start + batch_size]]
-            out.append(self.predict_arrays(images, batch_size=batch_size, tta=tta))
+        with tqdm(total=len(paths), desc="predict", unit="img", disable=not progress, leave=False) as bar:
+            for start in range(0, len(paths), max(1, batch_size)):
+                images = [read_image(p) for p in paths[start : start + batch_size]]
+                out.append(self.predict_arrays(images, batch_size=batch_size, tta=tta))
+                bar.update(len(images))
         return np.concatenate(out)
 
     def labels(self, probs: np.ndarray) -> list[str]:

@@ -8,6 +8,11 @@ The rule is decided per ``--data`` spec, so a call that mixes both kinds is unam
 - every other spec is **external** and is scored on its own: the layout's own ``test`` split when it has
   one (a Kermany download's ``test/``), else every image.
 
+Labels the model does not know (``covid`` for a normal/pneumonia model) are never dropped in silence:
+an external set that has some is refused with their counts unless ``drop_unknown`` (then it is scored
+without them and the counts are stated); class folders match the model's classes ignoring case. The
+policy is :func:`medxfer.data.datasets.refuse_unknown`.
+
 An external image that is also one of the run's train/val images — the same path, the same bytes, or a
 near duplicate by ``medxfer check``'s finder (dHash within 4 bits and alike thumbnails) — is a leak: it
 is listed (``leaks.csv`` and the report) and left out of the external score, with a warning.
@@ -49,7 +54,17 @@ class EvalSet:
         seen = f"{len(self.leaks)} seen in training"
         if self.leaks:
             seen += " (excluded from the score)"
-        return f"external ({', '.join(self.specs)}: {self.scope}): {len(self.table)} images, {seen}"
+        return (
+            f"external ({', '.join(self.specs)}: {self.scope}): {len(self.table)} images, {seen}"
+            f"{self.dropped_note()}"
+        )
+
+    def dropped_note(self) -> str:
+        """``; dropped (labels the model does not know): covid: 10 images`` or ``""``."""
+        from medxfer.data.datasets import unknown_text
+
+        unknown = self.table.unknown
+        return f"; dropped (labels the model does not know): {unknown_text(unknown)}" if unknown else ""
 
     def about(self) -> dict[str, Any]:
         """The ``set`` entry of ``metrics.json``."""
@@ -60,6 +75,7 @@ class EvalSet:
             "scope": self.scope,
             "description": self.describe(),
             "n_leaks": len(self.leaks),
+            "dropped_unknown": dict(self.table.unknown),
         }
 
 
@@ -140,10 +156,15 @@ def find_leaks(
     return [leaks[p] for p in ext if p in leaks]
 
 
-def _load(specs: list[str], task: str | None, label_map: dict[str, str | None] | None) -> ImageTable:
+def _load(
+    specs: list[str],
+    task: str | None,
+    label_map: dict[str, str | None] | None,
+    classes: list[str] | None = None,
+) -> ImageTable:
     from medxfer.data.datasets import load_datasets
 
-    return load_datasets(specs, task=task, label_map=label_map)
+    return load_datasets(specs, task=task, label_map=label_map, classes=classes)
 
 
 def internal_set(
@@ -152,12 +173,17 @@ def internal_set(
     split: str | None = None,
     task: str | None = None,
     label_map: dict[str, str | None] | None = None,
+    classes: list[str] | None = None,
 ) -> EvalSet:
-    """The run's own data with its splits applied; ``split`` None: test if present, else val; ``all``."""
+    """The run's own data with its splits applied; ``split`` None: test if present, else val; ``all``.
+
+    ``classes``: the model's class names; labels it does not know are not in the run's splits (its task
+    left them out of training too), so they stay out here as well.
+    """
     from medxfer.data.splits import apply_splits
     from medxfer.inference.evaluation import select_split
 
-    table = apply_splits(_load(specs, task, label_map), splits_path)
+    table = apply_splits(_load(specs, task, label_map, classes), splits_path)
     if split is None:
         split = "test" if (table.table["split"] == "test").any() else "val"
     sub = select_split(table, None if split == "all" else split)
@@ -175,27 +201,34 @@ def plan_sets(
     task: str | None = None,
     label_map: dict[str, str | None] | None = None,
     leak_check: bool = True,
+    classes: list[str] | None = None,
+    drop_unknown: bool = False,
 ) -> list[EvalSet]:
     """Classify every spec (see the module doc) and return the sets to score, internal first.
 
     ``split``: the internal split (``None``: test if the run has one, else val; ``"all"``: every row).
+    ``classes``: the model's class names (labels match them ignoring case); an external spec with other
+    labels raises :class:`~medxfer.data.datasets.DatasetError` naming them, unless ``drop_unknown``.
 
     Example::
 
         sets = plan_sets(["kermany:new_hospital"], "runs/kb/splits.csv", task="kermany-binary")
         sets[0].describe()   # "external (kermany:new_hospital: the layout's test split): 624 images, ..."
     """
+    from medxfer.data.datasets import refuse_unknown
+
     listed = read_listed(splits_path)
     listed_paths = set(listed["path"]) if listed is not None else set()
     internal, external = [], []
     for spec in specs:
-        table = _load([spec], task, label_map)
+        table = _load([spec], task, label_map, classes)
         (internal if table.table["path"].isin(listed_paths).any() else external).append((spec, table))
     sets: list[EvalSet] = []
     if internal:
-        sets.append(internal_set([s for s, _ in internal], splits_path, split, task, label_map))
+        sets.append(internal_set([s for s, _ in internal], splits_path, split, task, label_map, classes))
     taken = {s.name for s in sets}
     for spec, table in external:
+        refuse_unknown(table, [spec], drop_unknown)
         rows, scope = external_rows(table)
         seen = listed[listed["split"].isin(SEEN_SPLITS)] if listed is not None else None
         leaks = find_leaks(rows, seen) if leak_check and seen is not None and len(seen) else []
@@ -247,15 +280,18 @@ def _internal_split(
     """Evaluate the run's ``split`` for the generalisation table; None if it has none or its data is gone."""
     from medxfer.data.datasets import DatasetError
     from medxfer.inference.evaluation import evaluate_run
+    from medxfer.runs import read_model_info
 
+    classes = list(read_model_info(run).class_names)
     try:
-        chosen = internal_set(internal[0], run / "splits.csv", split, internal[1], internal[2])
+        chosen = internal_set(internal[0], run / "splits.csv", split, internal[1], internal[2], classes)
     except (DatasetError, ValueError, FileNotFoundError) as exc:
         if log and split == "val":
             log(f"no internal val row in the generalisation table: the run's data cannot be loaded ({exc})")
         return None
     if log:
         log(f"{chosen.describe()}: evaluated for the generalisation table")
+    options = {**options, "stress": False}  # the stress test is for the sets asked for, not this one
     result = evaluate_run(run, chosen.table, None, chosen.name + suffix, tta, about=chosen.about(), **options)
     return Path(result["eval_dir"])
 

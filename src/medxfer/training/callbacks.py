@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, EarlyStopping
+from lightning.pytorch.callbacks import Callback, EarlyStopping, TQDMProgressBar
 
 from medxfer.config import StageConfig
 from medxfer.io import atomic_write_bytes, atomic_write_text
@@ -136,4 +136,42 @@ class ResumeReport(Callback):
             f"resumed from {self.path}: {self.done} epoch(s) done; continuing at epoch {epoch + 1}/"
             f"{trainer.max_epochs}, stage {pos.index + 1} '{pos.stage.name}' "
             f"(epoch {pos.epoch_in_stage + 1}/{pos.stage.epochs} of the stage)"
+        )
+
+
+def stage_label(stages: list[StageConfig], epoch: int) -> str:
+    """``stage 2/2 finetune, epoch 1/1`` for global ``epoch`` (0-based); stages of 0 epochs not counted."""
+    active = [i for i, s in enumerate(stages) if s.epochs > 0]
+    pos = stage_at_epoch(stages, epoch)
+    return (
+        f"stage {active.index(pos.index) + 1}/{len(active)} {pos.stage.name}, "
+        f"epoch {pos.epoch_in_stage + 1}/{pos.stage.epochs}"
+    )
+
+
+class StageProgressBar(TQDMProgressBar):
+    """Lightning's tqdm bar labelled by stage (``stage 2/2 finetune, epoch 1/1``, not ``Epoch 4``), and
+    one end line of our own instead of Lightning's ``max_epochs=N reached``."""
+
+    def __init__(self, stages: list[StageConfig], refresh_rate: int = 5):
+        super().__init__(refresh_rate=refresh_rate)
+        self.stages = stages
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        # Lightning's version: reset (which draws), then "Epoch N"; a log file would keep both lines
+        from lightning.pytorch.callbacks.progress.tqdm_progress import convert_inf
+
+        bar = self.train_progress_bar
+        bar.set_description(stage_label(self.stages, trainer.current_epoch), refresh=False)
+        bar.reset(total=convert_inf(self.total_train_batches))
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        last = trainer.current_epoch - 1  # Lightning counts the epoch after the last one done
+        if last < 0 or not trainer.is_global_zero:
+            return
+        early = trainer.should_stop and trainer.current_epoch < trainer.max_epochs
+        how = "stopped early at" if early else "done:"
+        trainer.print(
+            f"training {how} {stage_label(self.stages, last)} ({trainer.current_epoch} epochs in all)"
         )

@@ -63,9 +63,9 @@ def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, progress: bool): 
     )
     precision = cfg.train.precision or ("16-mixed" if on_gpu else "32-true")
     if progress:
-        from lightning.pytorch.callbacks import TQDMProgressBar
+        from medxfer.training.callbacks import StageProgressBar
 
-        callbacks = [*callbacks, TQDMProgressBar(refresh_rate=5)]
+        callbacks = [*callbacks, StageProgressBar(cfg.stages, refresh_rate=5)]
     strategy = cfg.train.strategy
     if strategy == "ddp":  # frozen stages leave parameters without gradients: DDP must allow that
         strategy = "ddp_find_unused_parameters_true"

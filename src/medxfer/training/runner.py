@@ -80,15 +80,18 @@ def train_run(
     overwrite: bool = False,
     epoch_callback: Any = None,
     progress: bool = True,
+    verbose: bool = False,
 ) -> TrainResult:
     """Train ``config`` into ``out_dir`` (see module docstring); ``resume`` continues a killed run
-    from ``out_dir/checkpoints/last.ckpt`` with the config saved in the run.
+    from ``out_dir/checkpoints/last.ckpt`` with the config saved in the run. ``verbose``: third-party tips
+    and warnings too (:func:`medxfer.training.quiet.quiet_fit`).
 
     Example::
 
         result = train_run(load_config("kermany-binary"), "runs/kermany")
     """
     from medxfer.training.fit import fit
+    from medxfer.training.quiet import quiet_fit
 
     run_dir = Path(out_dir)
     child = is_ddp_child()
@@ -102,7 +105,8 @@ def train_run(
     if not (resume or child):
         save_config(cfg, run_dir / "config.yaml")
     start = time.perf_counter()
-    result = fit(cfg, table, run_dir, resume=resume, epoch_callback=epoch_callback, progress=progress)
+    with quiet_fit(verbose):
+        result = fit(cfg, table, run_dir, resume=resume, epoch_callback=epoch_callback, progress=progress)
     result.seconds = time.perf_counter() - start
     if child:
         return result

@@ -47,6 +47,7 @@ class CrossvalOptions:
     n_boot: int = 200
     seed: int = 0
     threads: int = 1
+    progress: bool = False  # a bar over the folds
 
 
 def assign_folds(table: ImageTable, by: str, folds: int = 5, seed: int = 0) -> tuple[np.ndarray, list[str]]:
@@ -165,6 +166,8 @@ def run_crossval(opts: CrossvalOptions, log: Callable[[str], None] = print) -> d
 
         run_crossval(CrossvalOptions("covid-vs-normal", "runs/cv", by="source", fast=True))
     """
+    from tqdm.auto import tqdm
+
     from medxfer.config import load_config
     from medxfer.tuning.crossval_report import build_summary, write_outputs
 
@@ -176,7 +179,7 @@ def run_crossval(opts: CrossvalOptions, log: Callable[[str], None] = print) -> d
     fs = _features(cfg, table, log) if opts.fast else None
     oof = np.full((len(table), len(table.class_names)), np.nan)
     folds = []
-    for k, name in enumerate(names):
+    for k, name in enumerate(tqdm(names, desc="crossval", unit="fold", disable=not opts.progress)):
         val = 0.0 if opts.fast else (cfg.data.val or 0.2)  # a fast head selects no epoch: no val needed
         ft = fold_splits(table, fold_of, k, val, cfg.data.seed)
         row, proba = _run_fold(opts, cfg, ft, name, fs, out, log)
