@@ -45,10 +45,9 @@ class ModelConfig:
     """Backbone, where its weights come from, and the head."""
 
     backbone: str = "efficientnet_lite0"
-    weights: str = (
-        "default"  # default (the backbone's listed default) | imagenet | packaged | file:PATH | none
-    )
+    weights: str = "default"  # default (the backbone's own) | imagenet | packaged | file:PATH | none
     input_size: int | None = None  # None: the weights' own size
+    preprocess: str = "none"  # none | equalize | clahe: in model.json, applied by data/transforms.prepare
     head: dict[str, Any] = field(default_factory=lambda: {"kind": "linear", "hidden": 0, "dropout": 0.2})
     output: str = "softmax"  # softmax | sigmoid (binary only)
 
@@ -280,6 +279,7 @@ def validate(cfg: TrainConfig) -> None:
         "train.monitor": (cfg.train.monitor, tuple(monitors())),
         "train.keep": (cfg.train.keep, ("best", "last")),
         "model.output": (cfg.model.output, ("softmax", "sigmoid")),
+        "model.preprocess": (cfg.model.preprocess, ("none", "equalize", "clahe")),
         "data.channels": (cfg.data.channels, ("auto", "gray", "rgb")),
         "data.duplicates": (cfg.data.duplicates, ("group", "drop-cross-class", "keep")),
     }

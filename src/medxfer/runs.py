@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
+    from medxfer.models.ensemble import InputSpec
+
 MODEL_JSON = "model.json"
 MODEL_WEIGHTS = "model.safetensors"
 
@@ -43,10 +45,13 @@ class ModelInfo:
     temperature: float = 1.0  # local calibration: probabilities are softmax(log p / temperature)
     mask_boxes: list[list[float]] = field(default_factory=list)  # [x0, y0, x1, y1] relative, blacked out
     resize: str = "squash"  # how an image becomes input_size x input_size
+    preprocess: str = "none"  # contrast after resizing: none | equalize | clahe (medxfer.data.contrast)
     metrics: dict[str, Any] = field(default_factory=dict)  # validation metrics shown by serve/compare
     extra: dict[str, Any] = field(default_factory=dict)
-    # An ensemble run (``medxfer ensemble``): one {backbone, weights, head, run, metrics} per member; the
-    # fields above are the members' shared preprocessing (backbone/weights/head: the first member's).
+    # An ensemble run (``medxfer ensemble``): one {backbone, weights, head, run, metrics, input_size, mean,
+    # std} per member; the fields above are the ensemble's input (input_size: the largest member's, mean/std:
+    # the first member's; each member resizes and re-normalises it inside the network) and the members'
+    # shared preprocessing (backbone/weights/head: the first member's).
     members: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -76,8 +81,9 @@ class ModelInfo:
 
     def to_json(self) -> str:
         data = asdict(self)
-        if not data["members"]:
-            del data["members"]  # a single network's model.json stays as it always was
+        for name, default in (("members", []), ("preprocess", "none")):
+            if data[name] == default:
+                del data[name]  # a model.json without them stays as it always was
         return json.dumps(data, indent=2, sort_keys=True)
 
     @classmethod
@@ -160,7 +166,30 @@ def _network(info: ModelInfo) -> torch.nn.Module:
         )
         for m in info.members
     ]
-    return Ensemble(members, output=info.output)
+    source, inputs = member_inputs(info)
+    return Ensemble(members, output=info.output, inputs=inputs, source=source)
+
+
+def member_inputs(info: ModelInfo) -> tuple[InputSpec, list[InputSpec]]:
+    """An ensemble's input and each member's own (``input_size``/``mean``/``std`` of its ``members``
+    entry; an entry without them, as ensembles before per-member sizes wrote, eats the ensemble's input)."""
+    from medxfer.models.ensemble import InputSpec
+
+    source = InputSpec(int(info.input_size), _three(info.mean), _three(info.std))
+    inputs = [
+        InputSpec(
+            int(m.get("input_size") or source.size),
+            _three(m.get("mean") or source.mean),
+            _three(m.get("std") or source.std),
+        )
+        for m in info.members
+    ]
+    return source, inputs
+
+
+def _three(values: Any) -> tuple[float, float, float]:
+    a, b, c = (float(v) for v in values)
+    return a, b, c
 
 
 def _check_shapes(model: torch.nn.Module, state: dict[str, Any], run_dir: Path) -> None:

@@ -34,6 +34,18 @@ def _known_backbone(value: str) -> str:
     return value
 
 
+def _check_mean(value: tuple[float, ...]) -> tuple[float, ...]:
+    if not all(math.isfinite(v) and -1.0 <= v <= 2.0 for v in value):
+        raise ValueError(f"mean values are fractions of the 0..1 pixel range, got {list(value)}")
+    return value
+
+
+def _check_std(value: tuple[float, ...]) -> tuple[float, ...]:
+    if not all(math.isfinite(v) and 1e-6 < v <= 10.0 for v in value):
+        raise ValueError(f"std values must be > 0 (they divide the pixels), got {list(value)}")
+    return value
+
+
 class MemberSchema(BaseModel):
     """One entry of ``members`` (an ensemble run, ``medxfer ensemble``): the network of one member.
 
@@ -47,6 +59,20 @@ class MemberSchema(BaseModel):
     head: HeadSchema = Field(default_factory=HeadSchema)
     run: str = ""
     metrics: dict[str, Any] = Field(default_factory=dict)
+    # the member's own input (it resizes and re-normalises the ensemble's); None: the ensemble's
+    input_size: int | None = Field(None, ge=MIN_INPUT_SIZE, le=MAX_INPUT_SIZE)
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+
+    @field_validator("mean")
+    @classmethod
+    def _mean(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        return value if value is None else _check_mean(value)
+
+    @field_validator("std")
+    @classmethod
+    def _std(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        return value if value is None else _check_std(value)
 
     @field_validator("backbone")
     @classmethod
@@ -72,6 +98,7 @@ class ModelInfoSchema(BaseModel):
     temperature: float = Field(1.0, gt=0.0, le=1000.0, allow_inf_nan=False)  # local calibration
     mask_boxes: list[tuple[float, float, float, float]] = Field(default_factory=list, max_length=64)
     resize: Literal[RESIZE_MODES] = "squash"  # type: ignore[valid-type]
+    preprocess: Literal["none", "equalize", "clahe"] = "none"  # medxfer.data.contrast.PREPROCESS
     metrics: dict[str, Any] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
     members: list[MemberSchema] = Field(default_factory=list)  # an ensemble run (medxfer ensemble)
@@ -88,16 +115,12 @@ class ModelInfoSchema(BaseModel):
     @field_validator("mean")
     @classmethod
     def _mean(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if not all(math.isfinite(v) and -1.0 <= v <= 2.0 for v in value):
-            raise ValueError(f"mean values are fractions of the 0..1 pixel range, got {list(value)}")
-        return value
+        return _check_mean(value)
 
     @field_validator("std")
     @classmethod
     def _std(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if not all(math.isfinite(v) and 1e-6 < v <= 10.0 for v in value):
-            raise ValueError(f"std values must be > 0 (they divide the pixels), got {list(value)}")
-        return value
+        return _check_std(value)
 
     @field_validator("mask_boxes")
     @classmethod

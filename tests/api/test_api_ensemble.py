@@ -205,3 +205,31 @@ def test_a_splits_file_without_its_columns_is_named(members: list[Path], tmp_pat
     with pytest.raises(ValueError, match=r"other/splits\.csv: needs 'path' and 'split' columns"):
         medxfer.ensemble([members[0], other], tmp_path / "e")
     assert not (tmp_path / "e").exists()
+
+
+def test_members_trained_at_other_input_sizes_form_one_run(
+    members: list[Path],
+    tiny_trainer,
+    api_data: Path,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    """The two-command way to a heterogeneous ensemble: one recipe at another ``model.input_size`` shares
+    the splits, and the ensemble takes the larger input (each member resizes it inside the network)."""
+    big = tiny_trainer("size48", model__input_size=48).path
+    out = tmp_path / "ens"
+    res = CliRunner().invoke(app, ["ensemble", str(members[0]), str(big), "--out", str(out)])
+    assert res.exit_code == 0, res.stderr
+    assert "input: 48 px" in res.stderr and "custom_cnn at 32 px" in res.stderr
+    info = json.loads((out / "model.json").read_text())
+    assert info["input_size"] == 48 and [m["input_size"] for m in info["members"]] == [32, 48]
+    assert json.loads((out / "ensemble.json").read_text())["splits"] == "shared"
+    images = _images(api_data)
+    got = Predictor(out).predict_arrays(images)
+    parts = [Predictor(m).predict_arrays(images) for m in (members[0], big)]
+    assert np.abs(got - np.mean(parts, axis=0)).max() < 0.05  # the 32 px member sees 48 -> 32 px
+    res = CliRunner().invoke(app, ["export", str(out), "--format", "onnx"])
+    assert res.exit_code == 0, res.stderr
+    np.testing.assert_allclose(Predictor(out, engine="onnx").predict_arrays(images), got, atol=1e-4)
+    res = CliRunner().invoke(app, ["evaluate", str(out), "--split", "val", "--n-boot", "20", "--worst", "2"])
+    assert res.exit_code == 0, res.stderr
+    assert (out / "eval" / "val" / "worst.png").is_file()  # Grad-CAM of members at 32 and 48 px

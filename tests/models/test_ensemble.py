@@ -58,3 +58,44 @@ def test_grad_cam_is_the_mean_of_the_members_maps_for_the_ensembles_class() -> N
     expected = np.stack([normalize_cam(c) for c in np.mean(parts, axis=0)])
     np.testing.assert_allclose(grad_cam(ens, x), expected, atol=1e-6)
     assert not np.allclose(parts[0], parts[1])  # the members differ, so the mean is not either one
+
+
+def test_an_adapter_gives_the_member_its_own_size_and_normalisation() -> None:
+    import torch.nn.functional as F
+
+    from medxfer.models.ensemble import InputAdapter, InputSpec
+
+    source = InputSpec(40, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    target = InputSpec(32, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    pixels = torch.rand(2, 3, 40, 40)  # [0, 1]
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (source.mean, source.std))
+    tmean, tstd = (torch.tensor(v).view(1, 3, 1, 1) for v in (target.mean, target.std))
+    resized = F.interpolate(pixels, size=(32, 32), mode="bilinear", align_corners=False, antialias=True)
+    out = InputAdapter(source, target)((pixels - mean) / std)
+    torch.testing.assert_close(out, (resized - tmean) / tstd, atol=1e-5, rtol=0)
+    same = torch.randn(1, 3, 40, 40)
+    assert InputAdapter(source, source)(same) is same  # the identity costs nothing
+
+
+def test_members_at_their_own_sizes_keep_their_weights_keys_and_give_one_cam() -> None:
+    from medxfer.models.ensemble import InputSpec
+
+    members = _members(n=2)
+    source = InputSpec(48, (0.5,) * 3, (0.5,) * 3)
+    inputs = [InputSpec(32, (0.5,) * 3, (0.25,) * 3), source]
+    ens = Ensemble(members, inputs=inputs, source=source).eval()
+    assert set(ens.state_dict()) == set(Ensemble(_members(n=2)).state_dict())  # adapters hold no weights
+    x = torch.randn(2, 3, 48, 48)
+    views = [xi for _, xi in ens.member_inputs(x)]
+    assert [tuple(v.shape[-2:]) for v in views] == [(32, 32), (48, 48)] and views[1] is x
+    with torch.no_grad():
+        mean = torch.stack([m.predict_proba(v) for m, v in zip(members, views, strict=True)]).mean(0)
+        torch.testing.assert_close(ens.predict_proba(x), mean)
+        predicted = mean.argmax(1).tolist()
+    pairs = zip(members, views, strict=True)
+    parts = [[normalize_cam(c, (48, 48)) for c in grad_cam(m, v, predicted)] for m, v in pairs]
+    cams = grad_cam(ens, x)
+    assert cams.shape == (2, 48, 48)
+    np.testing.assert_allclose(cams, np.stack([normalize_cam(c) for c in np.mean(parts, 0)]), atol=1e-6)
+    with pytest.raises(EnsembleError, match="needs 2 input specs"):
+        Ensemble(_members(n=2), inputs=inputs[:1], source=source)

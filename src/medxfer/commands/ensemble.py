@@ -21,8 +21,10 @@ def ensemble(
 ) -> None:
     """Save several runs as one ensemble run: predict, evaluate, explain, export and serve use it as any run.
 
-    The members must share classes (same order), output kind and preprocessing (input size, mean/std,
-    channels, mask boxes), and one splits.csv (else evaluating on a member's training images would leak).
+    The members must share classes (same order), output kind, channels, mask boxes and model.preprocess,
+    and one splits.csv (else evaluating on a member's training images would leak). Input sizes and
+    mean/std may differ (Lite0 at 224 + Lite2 at 260): the ensemble takes the largest size and each member
+    resizes and re-normalises it inside the network.
     """
     from medxfer.api import ensemble as build
 

@@ -2,8 +2,8 @@
 
 A prepared image (masked, channel-converted, resized uint8) is stored as ``.npy`` under
 ``$MEDXFER_CACHE/images`` (default ``~/.cache/medxfer/images``), keyed by a hash of the file's
-bytes and of the preparation (size, channels, mask). A changed file gets a new key, so the
-cache never serves stale pixels; deleting the cache folder is always safe.
+bytes and of the preparation (size, channels, mask, contrast preprocessing). A changed file gets a
+new key, so the cache never serves stale pixels; deleting the cache folder is always safe.
 """
 
 from __future__ import annotations
@@ -26,25 +26,33 @@ def cache_root() -> Path:
     return Path(os.environ.get("MEDXFER_CACHE") or Path.home() / ".cache" / "medxfer")
 
 
-def _key(data: bytes, size: int, channels: str, mask: Sequence[Sequence[float]]) -> str:
+def _key(data: bytes, size: int, channels: str, mask: Sequence[Sequence[float]], preprocess: str) -> str:
     h = hashlib.sha1(data)
     h.update(f"|{size}|{channels}|{[list(map(float, b)) for b in mask]}|v1".encode())
+    if preprocess != "none":  # keys of images without contrast preprocessing stay as they were
+        h.update(f"|{preprocess}".encode())
     return h.hexdigest()
 
 
 def prepare_file(
-    path: str, size: int, channels: str, mask: Sequence[Sequence[float]] = (), use_cache: bool = True
+    path: str,
+    size: int,
+    channels: str,
+    mask: Sequence[Sequence[float]] = (),
+    use_cache: bool = True,
+    preprocess: str = "none",
 ) -> np.ndarray:
-    """Decoded, masked, channel-converted, resized uint8 image of ``path`` (from the cache when possible)."""
+    """Decoded, masked, channel-converted, resized, contrast-preprocessed uint8 image of ``path`` (from
+    the cache when possible)."""
     data = Path(path).read_bytes()
-    key = _key(data, size, channels, mask)
+    key = _key(data, size, channels, mask, preprocess)
     file = cache_root() / "images" / key[:2] / f"{key}.npy"
     if use_cache and file.is_file():
         try:
             return np.load(file, allow_pickle=False)
         except (OSError, ValueError):
             pass  # a half-written cache entry from a killed run: decode again
-    img = prepare_pixels(read_image(path), size, channels, mask)
+    img = prepare_pixels(read_image(path), size, channels, mask, preprocess)
     if use_cache:
         file.parent.mkdir(parents=True, exist_ok=True)
         # Unique temp name: identical files (duplicates) may be written by two threads at once.
@@ -63,6 +71,7 @@ def load_prepared(
     workers: int = 2,
     progress: bool = True,
     desc: str = "images",
+    preprocess: str = "none",
 ) -> np.ndarray:
     """All ``paths`` prepared into one array ``(N, S, S)`` (gray) or ``(N, S, S, 3)`` (rgb), uint8.
 
@@ -73,7 +82,7 @@ def load_prepared(
     out = np.empty(shape, np.uint8)
 
     def work(i: int) -> int:
-        out[i] = prepare_file(paths[i], size, channels, mask)
+        out[i] = prepare_file(paths[i], size, channels, mask, preprocess=preprocess)
         return i
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

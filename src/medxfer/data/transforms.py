@@ -1,8 +1,9 @@
 """From a decoded image (see :mod:`medxfer.data.images`) to the tensor a backbone eats.
 
 Order, the same in training, evaluation, prediction and serving: mask -> channel convention ->
-resize -> [augment] -> scale to [0, 1] -> normalise with the weights' mean/std. The parameters
-come from :class:`medxfer.runs.ModelInfo`, never retyped.
+resize -> contrast preprocessing (``model.preprocess``: none, histogram equalisation or CLAHE, on
+the resized uint8 image) -> [augment] -> scale to [0, 1] -> normalise with the weights' mean/std.
+The parameters come from :class:`medxfer.runs.ModelInfo`, never retyped.
 
 Augmentation presets are chosen for chest X-rays: small rotations, shear, zoom, brightness and
 contrast, and (preset ``acquisition``) the gamma, blur, noise and JPEG differences between scanners
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from medxfer.data.contrast import contrast
 from medxfer.evaluate import shifts
 
 if TYPE_CHECKING:
@@ -195,15 +197,21 @@ def resize_uint8(img: np.ndarray, size: int) -> np.ndarray:
 
 
 def prepare(img: np.ndarray, info: ModelInfo, size: int | None = None) -> np.ndarray:
-    """Mask, convert channels and resize: the deterministic part that can be cached (uint8)."""
-    return prepare_pixels(img, size or info.input_size, info.channels, info.mask_boxes)
+    """Mask, convert channels, resize and contrast-preprocess: the deterministic part that can be cached."""
+    return prepare_pixels(img, size or info.input_size, info.channels, info.mask_boxes, info.preprocess)
 
 
 def prepare_pixels(
-    img: np.ndarray, size: int, channels: str, mask_boxes: Sequence[Sequence[float]] = ()
+    img: np.ndarray,
+    size: int,
+    channels: str,
+    mask_boxes: Sequence[Sequence[float]] = (),
+    preprocess: str = "none",
 ) -> np.ndarray:
-    """:func:`prepare` from the record's fields (mask -> channels -> resize); the image cache keys on them."""
-    return resize_uint8(to_channels(apply_mask(img, mask_boxes), channels), size)
+    """:func:`prepare` from the record's fields (mask -> channels -> resize -> preprocess); the image
+    cache keys on them."""
+    resized = resize_uint8(to_channels(apply_mask(img, mask_boxes), channels), size)
+    return contrast(resized, preprocess)
 
 
 def normalise(arr: np.ndarray, info: ModelInfo) -> torch.Tensor:

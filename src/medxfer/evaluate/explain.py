@@ -120,7 +120,8 @@ def grad_cam(
 
 
 def _ensemble_cam(model: nn.Module, x: torch.Tensor, target: int | list[int] | None) -> np.ndarray:
-    """Mean of the members' normalised Grad-CAMs for the ensemble's class (its prediction if None)."""
+    """Mean of the members' normalised Grad-CAMs for the ensemble's class (its prediction if None), each
+    made on the member's own input (size, normalisation) and resized to the input size of ``x``."""
     import torch
 
     if target is None:
@@ -131,8 +132,12 @@ def _ensemble_cam(model: nn.Module, x: torch.Tensor, target: int | list[int] | N
                 target = _predicted(model(x)).tolist()
         finally:
             model.train(was_training)
-    mean = np.mean([grad_cam(m, x, target) for m in model.members], axis=0)  # type: ignore[union-attr]
-    return np.stack([normalize_cam(cam) for cam in mean])
+    size = tuple(x.shape[-2:])
+    maps = [  # each member's maps at its own input size, resized to the ensemble's
+        [normalize_cam(cam, size) for cam in grad_cam(member, xi, target)]
+        for member, xi in model.member_inputs(x)  # type: ignore[operator]
+    ]
+    return np.stack([normalize_cam(cam) for cam in np.mean(maps, axis=0)])
 
 
 def _predicted(logits: torch.Tensor) -> torch.Tensor:

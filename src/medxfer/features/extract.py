@@ -127,6 +127,8 @@ def model_key(meta: dict[str, Any]) -> str:
     """Hash of everything that changes an embedding: backbone, weights, preprocessing."""
     keys = ("backbone", "weights", "weights_digest", "input_size", "mean", "std", "channels", "mask_boxes")
     ident = {k: meta.get(k) for k in keys}
+    if meta.get("preprocess", "none") != "none":  # keys of features without it stay as they were
+        ident["preprocess"] = meta["preprocess"]
     ident["version"] = FEATURE_VERSION
     return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -203,6 +205,7 @@ def info_meta(info: ModelInfo, weights_digest: str) -> dict[str, Any]:
         "std": [float(s) for s in info.std],
         "channels": info.channels,
         "mask_boxes": [list(map(float, b)) for b in info.mask_boxes],
+        "preprocess": info.preprocess,
     }
 
 
@@ -231,6 +234,7 @@ def meta_info(meta: dict[str, Any], class_names: list[str]) -> ModelInfo:
         std=tuple(meta["std"]),  # type: ignore[arg-type]
         channels=meta["channels"],
         mask_boxes=meta["mask_boxes"],
+        preprocess=meta.get("preprocess", "none"),
     )
 
 
@@ -259,7 +263,12 @@ def embed_paths(
         for start in range(0, len(paths), batch_size):
             chunk = list(paths[start : start + batch_size])
             arr = load_prepared(
-                chunk, meta["input_size"], meta["channels"], meta["mask_boxes"], progress=False
+                chunk,
+                info.input_size,
+                info.channels,
+                info.mask_boxes,
+                progress=False,
+                preprocess=info.preprocess,
             )
             emb = model.embed(torch.stack([normalise(a, info) for a in arr]))
             out.append(emb.float().cpu().numpy().reshape(len(chunk), -1))

@@ -114,7 +114,15 @@ def _load(table, info: ModelInfo, split: str, rows=None, progress: bool = True):
 
     rows = rows if rows is not None else table.table[table.table["split"] == split]
     paths = list(rows["path"])
-    x = load_prepared(paths, info.input_size, info.channels, info.mask_boxes, progress=progress, desc=split)
+    x = load_prepared(
+        paths,
+        info.input_size,
+        info.channels,
+        info.mask_boxes,
+        progress=progress,
+        desc=split,
+        preprocess=info.preprocess,
+    )
     return x, rows["label"].to_numpy(dtype=np.int64)
 
 

@@ -111,6 +111,7 @@ def build_info(cfg: TrainConfig, class_names: list[str], channels: str) -> Model
         head=dict(cfg.model.head),
         output=cfg.model.output,
         mask_boxes=[list(b) for b in cfg.data.mask_boxes],
+        preprocess=cfg.model.preprocess,
     )
 
 
