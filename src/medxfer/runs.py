@@ -140,6 +140,7 @@ def load_model(run_dir: str | os.PathLike[str], device: str = "cpu") -> tuple[to
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for damaged files
         raise ModelInfoError(f"{weights}: not a readable safetensors file ({exc})") from None
     _check_shapes(model, state, Path(run_dir))
+    _check_finite(state, weights)
     model.load_state_dict(state, strict=True)
     return model.to(device).eval(), info
 
@@ -161,6 +162,19 @@ def _network(info: ModelInfo) -> torch.nn.Module:
         for m in info.members
     ]
     return Ensemble(members, output=info.output)
+
+
+def _check_finite(state: dict[str, Any], weights: Path) -> None:
+    """Every floating-point tensor finite: NaN / inf weights gave NaN probabilities and a silent label."""
+    import torch
+
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise ModelInfoError(
+            f"{weights}: tensor {', '.join(repr(k) for k in bad[:3])}{more} holds NaN or infinite values; "
+            "the weights are damaged (retrain or restore the run)"
+        )
 
 
 def _check_shapes(model: torch.nn.Module, state: dict[str, Any], run_dir: Path) -> None:

@@ -107,3 +107,59 @@ def test_non_finite_probabilities_are_error_rows_not_labels(
     assert [r["error"] == "" for r in table.rows] == [True, False, True]
     assert "non-finite probabilities" in table.rows[1]["error"] and table.rows[1]["label"] == ""
     assert table.rows[1]["prob_normal"] == table.rows[1]["prob_pneumonia"] == ""
+
+
+def _copy_run(tiny_run: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    return run
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("-inf")])
+def test_non_finite_weights_are_refused_at_load_naming_the_tensor(
+    tiny_run: Path, tmp_path: Path, value: float
+) -> None:
+    from safetensors.torch import load_file, save_file
+    from typer.testing import CliRunner
+
+    from medxfer.cli import app
+    from medxfer.runs import ModelInfoError
+
+    run = _copy_run(tiny_run, tmp_path)
+    state = load_file(str(run / "model.safetensors"))
+    name = next(k for k, v in state.items() if v.is_floating_point() and v.ndim == 4)
+    state[name].view(-1)[0] = value
+    save_file(state, str(run / "model.safetensors"))
+    with pytest.raises(ModelInfoError, match=f"tensor '{name}' holds NaN or infinite values"):
+        Predictor(run)
+    image = write_png(tmp_path / "x.png", gray_image(0))
+    result = CliRunner().invoke(app, ["predict", str(run), str(image), "--out", str(tmp_path / "p.csv")])
+    assert result.exit_code == 2 and name in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_serve_answers_422_not_a_label_for_non_finite_probabilities(tiny_run: Path, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from medxfer.serve.app import create_app
+
+    app = create_app(tiny_run, token="")
+    predictor = app.state.predictor
+    predictor._run = lambda x: np.full((len(x), 2), np.nan)  # type: ignore[method-assign]
+    png = write_png(tmp_path / "x.png", gray_image(0)).read_bytes()
+    client = TestClient(app, raise_server_exceptions=False)
+    r = client.post("/api/predict", files={"file": ("x.png", png, "image/png")})
+    assert r.status_code == 422 and "non-finite probabilities" in r.json()["detail"], r.text
+    assert "422" in client.get("/openapi.json").json()["paths"]["/api/predict"]["post"]["responses"]
+
+
+def test_model_json_error_quotes_at_most_200_characters(tiny_run: Path, tmp_path: Path) -> None:
+    from medxfer.runs import ModelInfoError
+
+    run = _copy_run(tiny_run, tmp_path)
+    (run / "model.json").write_text('"' + "x" * 200_000 + '"')
+    with pytest.raises(ModelInfoError) as info:
+        Predictor(run)
+    assert len(str(info.value)) < 500 and "200002 characters" in str(info.value)

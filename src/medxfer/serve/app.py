@@ -10,11 +10,12 @@ Endpoints (OpenAPI docs at ``/docs``):
 
 Errors are JSON ``{"detail": "..."}`` a person can read: 413 over the size limit (checked from
 ``Content-Length`` and while reading), 415 for something that is not an image, 400 for a damaged
-image or a malformed request, 401 without the bearer token (when one is set: then *every* ``/api``
-route, health included, needs ``Authorization: Bearer <token>``), 403 for a cross-origin browser post,
-400 for a ``Host`` not in ``allowed_hosts`` (DNS rebinding), 503 with ``Retry-After`` when the bounded
-queue is full. No stack trace ever reaches the client. The OpenAPI document lists exactly these
-(``serve/openapi.py``); ``/docs`` (Swagger UI) and ``/redoc`` are served from installed files, offline.
+image or a malformed request, 422 when the model gives non-finite probabilities (never a label),
+401 without the bearer token (when one is set: then *every* ``/api`` route, health included, needs
+``Authorization: Bearer <token>``), 403 for a cross-origin browser post, 400 for a ``Host`` not in
+``allowed_hosts`` (DNS rebinding), 503 with ``Retry-After`` when the bounded queue is full. No stack
+trace ever reaches the client. The OpenAPI document lists exactly these (``serve/openapi.py``);
+``/docs`` (Swagger UI) and ``/redoc`` are served from installed files, offline.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from fastapi import FastAPI, Request
 
 from medxfer.serve.limits import BodySizeLimit, BodyTooLarge, HostOriginGuard, InferencePool, PoolFull
@@ -260,6 +262,10 @@ def _predict_one(predictor: Predictor, name: str, data: bytes, cam: bool, image:
             415, f"{name}: not an image this server reads (PNG, JPEG, TIFF, BMP, WebP or DICOM)"
         ) from exc
     probs = predictor.predict_arrays([img])[0]
+    if not np.all(np.isfinite(probs)):
+        raise ApiError(
+            422, f"{name}: the model gave non-finite probabilities for this image; no label is given"
+        )
     label = predictor.labels(probs[None])[0]
     out: dict[str, Any] = {
         "file": name,
