@@ -98,3 +98,14 @@ def test_non_finite_rescale_or_window_is_refused(values: dict[str, object], keyw
         with pytest.raises(ImageError, match=f"{keyword} is .*finite") as info:
             read_image_bytes(data, "lut.dcm")
     assert info.value.path == "lut.dcm"
+
+
+def test_native_pixel_data_far_longer_than_the_header_says_is_refused_unread() -> None:
+    """A 1x1 header followed by 3 MB of pixel bytes: refused from the sizes, before PixelData is read."""
+    one = dicom_bytes(np.zeros((1, 1), np.uint8))
+    big = dicom_bytes(np.zeros((1500, 2000), np.uint8))
+    marker = b"\xe0\x7f\x10\x00"
+    data = one[: one.rindex(marker)] + big[big.rindex(marker) :]
+    with pytest.raises(ImageError, match="more than the 1 bytes") as info:
+        read_image_bytes(data, "long.dcm")
+    assert "Rows x Columns x SamplesPerPixel x NumberOfFrames" in info.value.reason

@@ -18,7 +18,7 @@ from medxfer.inference.predictor import Predictor
 DATA_TESTS = Path(__file__).parents[1] / "data"
 sys.path.insert(0, str(DATA_TESTS))  # image_corpus: the DICOM builders the decoder tests use
 
-from image_corpus import dicom_bytes  # noqa: E402
+from image_corpus import deflate_bomb, dicom_bytes  # noqa: E402
 
 RSS_LIMIT_MB = 2048
 
@@ -163,3 +163,22 @@ def test_model_json_error_quotes_at_most_200_characters(tiny_run: Path, tmp_path
     with pytest.raises(ModelInfoError) as info:
         Predictor(run)
     assert len(str(info.value)) < 500 and "200002 characters" in str(info.value)
+
+
+def test_serve_answers_400_to_a_deflate_bomb_and_a_frame_mismatch(tiny_run: Path) -> None:
+    import resource
+
+    from fastapi.testclient import TestClient
+
+    from medxfer.serve.app import create_app
+
+    client = TestClient(create_app(tiny_run, token=""), raise_server_exceptions=False)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for name, data, reason in [
+        ("bomb.dcm", deflate_bomb(1, 1, 2_000_000_000), "decompression bomb"),
+        ("frames.dcm", _extra_bytes_dicom(), "shape"),
+    ]:
+        r = client.post("/api/predict", files={"file": (name, data, "application/dicom")})
+        assert r.status_code == 400 and name in r.json()["detail"] and reason in r.json()["detail"], r.text
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 500, f"peak RSS grew {grown_mb:.0f} MB"  # before: about 4 GB for the 2 MB bomb
