@@ -1,12 +1,14 @@
 """Load test of ``medxfer serve`` on 127.0.0.1: concurrent clients posting real X-rays.
 
     python bench/bench_serve.py [--run RUN | --backbone efficientnet_lite0] [--clients 32]
-        [--seconds 30] [--cam-every 0] [--workers 2] [--queue 32]
+        [--seconds 30] [--cam-every 0] [--workers 2] [--queue 32] [--tricklers 0]
 
 Starts the server as a subprocess (free port), lets ``--clients`` threads post Kermany images to
 ``/api/predict`` back to back for ``--seconds``, samples the server's resident memory (psutil, with
 children) every 50 ms, and prints p50/p95/max latency, throughput, the error count (anything but
-HTTP 200; must be 0) and peak RSS. Exit status 1 when any request failed.
+HTTP 200; must be 0) and peak RSS. Exit status 1 when any request failed. ``--tricklers N`` adds N
+uploads from 127.0.0.2 that send their headers, then 10 bytes a second (reopened when the server cuts
+them): the real clients must still get only 200s (issue 23).
 """
 
 from __future__ import annotations
@@ -97,6 +99,30 @@ def _client(
             i += 1
 
 
+def _trickle(port: int, n: int, stop: threading.Event) -> None:
+    """``n`` uploads trickling 10 bytes/s from 127.0.0.2 until ``stop``; a cut one is opened again."""
+    head = (
+        f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 1000000\r\n"
+        "Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+        '--b\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\n\r\n'
+    ).encode()  # a valid start: the file part's bytes then follow, 5 every half second
+    socks: list[socket.socket | None] = [None] * n
+    while not stop.wait(0.5):
+        for i in range(n):
+            try:
+                if socks[i] is None:
+                    socks[i] = socket.create_connection(("127.0.0.1", port), 5, ("127.0.0.2", 0))
+                    socks[i].sendall(head)  # type: ignore[union-attr]
+                socks[i].sendall(b"\x00" * 5)  # type: ignore[union-attr]
+            except OSError:
+                if socks[i] is not None:
+                    socks[i].close()  # type: ignore[union-attr]
+                socks[i] = None
+    for s in socks:
+        if s is not None:
+            s.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path)
@@ -108,6 +134,7 @@ def main() -> None:
     )
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--queue", type=int, default=32)
+    ap.add_argument("--tricklers", type=int, default=0, help="slow uploads (10 bytes/s) running alongside")
     args = ap.parse_args()
 
     import numpy as np
@@ -127,6 +154,10 @@ def main() -> None:
         stop, peak = threading.Event(), [idle_rss]
         sampler = threading.Thread(target=_sample_rss, args=(proc.pid, stop, peak), daemon=True)
         sampler.start()
+        trickler = threading.Thread(target=_trickle, args=(port, args.tricklers, stop), daemon=True)
+        if args.tricklers:
+            trickler.start()
+            time.sleep(1.0)
         lat: list[float] = []
         errs: list[str] = []
         end = time.monotonic() + args.seconds
@@ -146,7 +177,8 @@ def main() -> None:
         print(
             f"\nmedxfer serve load test: {args.clients} clients x {args.seconds:g} s, backbone "
             f"{args.backbone if not args.run else args.run}, workers {args.workers}, queue {args.queue}, "
-            f"cam every {args.cam_every or 'never'}, {os.cpu_count()} CPUs"
+            f"cam every {args.cam_every or 'never'}, {args.tricklers} trickling uploads, "
+            f"{os.cpu_count()} CPUs"
         )
         print("\n| requests ok | errors | req/s | p50 ms | p95 ms | max ms | RSS idle MB | RSS peak MB |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|")

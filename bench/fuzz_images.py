@@ -4,12 +4,14 @@
     make fuzz                         # the same, 10 minutes
 
 The target is ``read_image_bytes`` (Pillow + pydicom + the windowing code, all instrumented): any
-exception other than :class:`medxfer.data.images.ImageError` is a finding. The seed corpus is built from a
-real Kermany X-ray (``$MEDXFER_SHARED_DATA``) in every format (``tests/data/image_corpus.py``) and written
-to ``OUT/corpus`` (libFuzzer adds what it finds there, so a later run resumes from it). Crashing inputs
-are written to ``OUT/crashes/``; copy each one into ``tests/data/fuzz_regressions/`` (after the fix) so
-``tests/data/test_images_fuzz.py`` keeps it fixed. Prints the execs, the corpus size and the findings;
-exit status 1 when something other than ImageError escaped.
+exception other than :class:`medxfer.data.images.ImageError` is a finding, and so is a decoded array
+outside the convention (uint8 ``(H, W)`` / ``(H, W, 3)``) or a process over 2 GB RSS (libFuzzer's
+``-rss_limit_mb``). The seed corpus is built from a real Kermany X-ray (``$MEDXFER_SHARED_DATA``) in
+every format (``tests/data/image_corpus.py``) and written to ``OUT/corpus`` (libFuzzer adds what it
+finds there, so a later run resumes from it). Crashing inputs are written to ``OUT/crashes/``; copy
+each one into ``tests/data/fuzz_regressions/`` (after the fix) so ``tests/data/test_images_fuzz.py``
+keeps it fixed. Prints the execs, the corpus size and the findings; exit status 1 when something other
+than ImageError escaped.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def _target() -> None:
     import atheris
 
     with atheris.instrument_imports():
-        import numpy  # noqa: F401
+        import numpy
         import PIL.Image
         import pydicom
         import pydicom.pixels  # noqa: F401
@@ -47,9 +49,12 @@ def _target() -> None:
             return
         name = NAMES[data[0] % len(NAMES)]
         try:
-            images.read_image_bytes(data[1:], name, max_pixels=4_000_000)
+            out = images.read_image_bytes(data[1:], name, max_pixels=4_000_000)
         except images.ImageError:
-            pass
+            return
+        # the decoder convention: uint8 (H, W) or (H, W, 3), never extra frames or an empty side
+        if out.dtype != numpy.uint8 or out.shape[2:] not in ((), (3,)) or min(out.shape[:2]) < 1:
+            raise AssertionError(f"decoder convention broken: {out.dtype} {out.shape}")
 
     atheris.Setup(sys.argv, one_input)
     atheris.Fuzz()
@@ -85,7 +90,7 @@ def main() -> int:
         str(corpus),
         f"-max_total_time={args.seconds}",
         "-max_len=65536",
-        "-rss_limit_mb=3072",
+        "-rss_limit_mb=2048"  # a decode bomb (e.g. deflated DICOM) is a finding,
         "-timeout=20",
         f"-artifact_prefix={crashes}/",
         "-print_final_stats=1",

@@ -146,6 +146,7 @@ def load_model(run_dir: str | os.PathLike[str], device: str = "cpu") -> tuple[to
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for damaged files
         raise ModelInfoError(f"{weights}: not a readable safetensors file ({exc})") from None
     _check_shapes(model, state, Path(run_dir))
+    _check_finite(state, weights)
     model.load_state_dict(state, strict=True)
     return model.to(device).eval(), info
 
@@ -190,6 +191,19 @@ def member_inputs(info: ModelInfo) -> tuple[InputSpec, list[InputSpec]]:
 def _three(values: Any) -> tuple[float, float, float]:
     a, b, c = (float(v) for v in values)
     return a, b, c
+
+
+def _check_finite(state: dict[str, Any], weights: Path) -> None:
+    """Every floating-point tensor finite: NaN / inf weights gave NaN probabilities and a silent label."""
+    import torch
+
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise ModelInfoError(
+            f"{weights}: tensor {', '.join(repr(k) for k in bad[:3])}{more} holds NaN or infinite values; "
+            "the weights are damaged (retrain or restore the run)"
+        )
 
 
 def _check_shapes(model: torch.nn.Module, state: dict[str, Any], run_dir: Path) -> None:

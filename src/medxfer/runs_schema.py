@@ -174,6 +174,18 @@ def validate_model_json(text: bytes | str) -> dict[str, Any]:
     return data
 
 
+ECHO_CHARS = 200  # an error quotes at most this much of the file
+
+
+def _clip(text: str, limit: int = ECHO_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was (a 200 kB model.json is not echoed).
+
+    >>> _clip("x" * 300, 10)
+    'xxxxxxxxxx... (300 characters)'
+    """
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors(include_url=False):
@@ -184,5 +196,5 @@ def _describe(exc: ValidationError) -> str:
         if path and path[0] in ("mean", "std") and err.get("type") in ("missing", "too_long", "tuple_type"):
             loc, msg = str(path[0]), "needs exactly 3 numbers (R, G, B)"
         quiet = err.get("type") == "missing" or isinstance(given, dict) or "got" in msg
-        parts.append(f"field '{loc}': {msg}" + ("" if quiet else f" (got {given!r})"))
+        parts.append(f"field '{loc}': {_clip(msg)}" + ("" if quiet else f" (got {_clip(repr(given))})"))
     return "; ".join(parts[:5]) + (f"; ... {len(parts) - 5} more" if len(parts) > 5 else "")

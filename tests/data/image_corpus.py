@@ -40,12 +40,13 @@ def dicom_bytes(
     preamble: bool = True,
     **extra: object,
 ) -> bytes:
-    """A small DICOM file holding ``pixels`` (uint8, uint16 or int16): uncompressed, RLE or JPEG baseline;
-    ``preamble=False`` writes it without the 128-byte preamble and file meta header checks."""
+    """A small DICOM file holding ``pixels`` (uint8, uint16 or int16): uncompressed, deflated, RLE or JPEG
+    baseline; ``preamble=False`` writes it without the 128-byte preamble and file meta header checks."""
     import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.encaps import encapsulate
     from pydicom.uid import (
+        DeflatedExplicitVRLittleEndian,
         ExplicitVRLittleEndian,
         JPEGBaseline8Bit,
         RLELossless,
@@ -78,6 +79,8 @@ def dicom_bytes(
         ds.PixelData = pixels.tobytes()
         if syntax == "rle":
             ds.compress(RLELossless, encoding_plugin="pydicom")
+        elif syntax == "deflate":
+            meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
     buf = io.BytesIO()
     pydicom.dcmwrite(buf, ds, enforce_file_format=preamble)
     return buf.getvalue()
@@ -106,7 +109,50 @@ def seed_corpus(shared_data: Path) -> dict[str, bytes]:
         "mono1.dcm": dicom_bytes(gray, PhotometricInterpretation="MONOCHROME1"),
         "rle.dcm": dicom_bytes(gray, "rle"),
         "jpeg.dcm": dicom_bytes(gray, "jpeg"),
+        "deflate.dcm": dicom_bytes(gray, "deflate"),
     }
+
+
+def deflate_bomb(rows: int, cols: int, pixel_bytes: int) -> bytes:
+    """A Deflated Explicit VR Little Endian DICOM: a small header declaring ``rows`` x ``cols`` 16-bit
+    pixels, then ``pixel_bytes`` zero bytes of PixelData, deflated as a stream (never held inflated here).
+
+    About 1 MB of file per GB of ``pixel_bytes``: the shape of a decompression bomb.
+    """
+    import struct
+    import zlib
+
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+    from pydicom.uid import DeflatedExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds = Dataset()
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Rows, ds.Columns, ds.SamplesPerPixel = rows, cols, 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit, ds.PixelRepresentation = 15, 0
+    head = DicomBytesIO()
+    head.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(head, meta)
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, False
+    write_dataset(body, ds)
+    body.write(struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, pixel_bytes))
+    # Full flushes reset the deflate window, so one compressed 16 MiB block of zeros repeats verbatim.
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    parts = [head.getvalue(), deflater.compress(body.getvalue()), deflater.flush(zlib.Z_FULL_FLUSH)]
+    chunk = 1 << 24
+    block = deflater.compress(bytes(chunk)) + deflater.flush(zlib.Z_FULL_FLUSH)
+    parts += [block] * (pixel_bytes // chunk)
+    parts += [deflater.compress(bytes(pixel_bytes % chunk)), deflater.flush()]
+    return b"".join(parts)
 
 
 def mutants(data: bytes, n: int, seed: int) -> Iterator[bytes]:

@@ -10,8 +10,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from medxfer.cli import app
-from medxfer.data.check import MANIFEST, quarantine_files, restore_files
 from medxfer.data.layouts import folder_layout
+from medxfer.data.quarantine import MANIFEST, quarantine_files, restore_files
 
 
 def _cli(args: list[str]) -> tuple[int, str]:
@@ -78,9 +78,12 @@ def test_round_trip_and_exit_status(tmp_path: Path) -> None:
     src = tmp_path / "d" / "a" / "bad.png"
     src.parent.mkdir(parents=True)
     src.write_bytes(b"broken")
-    moved = quarantine_files([str(src)], tmp_path / "q")
-    assert moved and not src.exists()
+    moved, problems = quarantine_files([str(src)], tmp_path / "q")
+    assert moved and not problems and not src.exists()
     code, out = _cli(["check", "--restore", str(tmp_path / "q")])
     assert code == 0, out
     assert src.read_bytes() == b"broken"
-    assert json.loads((tmp_path / "q" / MANIFEST).read_text()) == {"files": []}
+    assert json.loads((tmp_path / "q" / MANIFEST).read_text()) == {
+        "root": str(tmp_path / "d" / "a"),
+        "files": [],
+    }

@@ -69,7 +69,7 @@ def test_real_backbone_predicts_real_xrays(real_runs, name: str, kermany_paths: 
         model = torch_p.model
         assert model.head[-1].out_features == 1
         with torch.no_grad():
-            logit = model(torch_p._inputs(images, None))[:, 0].double().numpy()
+            logit = model(torch_p._inputs([torch_p.prepare(i) for i in images], None))[:, 0].double().numpy()
         np.testing.assert_allclose(probs[:, 1], 1 / (1 + np.exp(-logit)), atol=1e-6)
 
 

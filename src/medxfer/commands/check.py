@@ -41,6 +41,9 @@ def check(
     restore: Path | None = typer.Option(
         None, help="Put files quarantined in this folder back, then stop (exit 1 if any stay there)."
     ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="With --restore: list what would move; move nothing."
+    ),
     probe: bool = typer.Option(
         False, "--probe", help="Also run the shortcut probe (grouped CV, ~1 min/10k)."
     ),
@@ -50,7 +53,7 @@ def check(
 ) -> None:
     """Check DATA: counts, unreadable files, duplicates, patient leaks, source confounding, shortcuts."""
     if restore is not None:
-        _restore(restore)
+        _restore(restore, dry_run)
         return
     data = dataset_specs(data, data_opt, ", or --restore DIR")
     if min_size < 1:
@@ -58,15 +61,13 @@ def check(
     boxes = parse_mask(mask)
     if json_out is not None and json_out.is_dir():
         fail(f"--json {json_out} is a folder; give a file path such as {json_out / 'check.json'}")
-    from medxfer.data.check import quarantine_files, run_check
+    from medxfer.data.check import run_check
     from medxfer.io import atomic_write_text
 
     table = load_data(data, task, splits)
     report = run_check(table, min_size=min_size, probe=probe, progress=not quiet, mask_boxes=boxes)
     if quarantine is not None and report.unreadable:
-        moved = quarantine_files([u["path"] for u in report.unreadable], quarantine)
-        report.settings["quarantined"] = moved
-        typer.echo(f"moved {len(moved)} unreadable file(s) to {quarantine} (undo: --restore {quarantine})")
+        _quarantine(report, data, quarantine)
     render(report)
     from medxfer.data.leaks import patient_note
 
@@ -86,14 +87,37 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def _restore(folder: Path) -> None:
-    from medxfer.data.check import restore_files
+def _quarantine(report: CheckReport, specs: list[str], folder: Path) -> None:
+    """Move the unreadable files under ``folder``; a file that cannot move is a ``not moved`` line."""
+    import os
+
+    from medxfer.data.datasets import parse_spec
+    from medxfer.data.quarantine import quarantine_files
+
+    # the dataset: its folders (a CSV's folder) and the folders its unreadable files are listed in
+    paths = [u["path"] for u in report.unreadable]
+    roots = [parse_spec(spec)[1].absolute() for spec in specs]
+    roots = [r.parent if r.is_file() else r for r in roots] + [Path(os.path.abspath(p)).parent for p in paths]
+    moved, problems = quarantine_files(paths, folder, root=os.path.commonpath(roots))
+    report.settings["quarantined"] = moved
+    typer.echo(f"moved {len(moved)} unreadable file(s) to {folder} (undo: --restore {folder})")
+    for problem in problems:
+        typer.secho(problem, fg=typer.colors.YELLOW, err=True)
+
+
+def _restore(folder: Path, dry_run: bool) -> None:
+    from medxfer.data.quarantine import restore_files
 
     try:
-        restored, problems = restore_files(folder)
+        restored, problems = restore_files(folder, dry_run=dry_run)
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
-    typer.echo(f"restored {len(restored)} file(s) from {folder}")
+    if dry_run:
+        for entry in restored:
+            typer.echo(f"would restore {folder / entry['stored']} -> {entry['original']}")
+        typer.echo(f"{len(restored)} file(s) would be restored from {folder} (dry run: nothing moved)")
+    else:
+        typer.echo(f"restored {len(restored)} file(s) from {folder}")
     for problem in problems:
         typer.secho(f"not restored: {problem}", fg=typer.colors.YELLOW, err=True)
     if problems:

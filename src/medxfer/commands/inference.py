@@ -167,6 +167,9 @@ def serve(
         10.0, "--header-timeout", help="Seconds a client has to send a whole request before it is dropped."
     ),
     max_connections: int = typer.Option(1000, "--max-connections", min=1, help="Open sockets; more get 503."),
+    max_client_connections: int = typer.Option(
+        100, "--max-client-connections", min=1, help="Open sockets from one client address; more get 503."
+    ),
     engine: str = typer.Option("torch", help=ENGINE_HELP + " Grad-CAM needs torch."),
 ) -> None:
     """Serve the web page and REST API (FastAPI + uvicorn). Research use only — not for diagnosis."""
@@ -207,7 +210,8 @@ def serve(
     if not loopback and secret is None:
         echo_err(f"WARNING: serving {host} without a token: anyone who can reach port {port} can use the API")
     echo_err(f"medxfer serve: http://{host}:{port}/  (API docs at /docs; research use only)")
-    run_server(app, host=host, port=port, header_timeout=header_timeout, max_connections=max_connections)
+    limits = {"header_timeout": header_timeout, "max_connections": max_connections}
+    run_server(app, host=host, port=port, **limits, max_per_client=max_client_connections)
 
 
 def _bind_error(host: str, port: int) -> str | None:

@@ -4,19 +4,15 @@ Findings (never crashes): counts per class/source/split, unreadable files with t
 exact (SHA-256) and near (dHash) duplicates — loudly when a group crosses classes, splits or
 sources — patients in more than one split, classes drawn mostly from one source (shortcut risk),
 images smaller than the model input, non-frontal views, and optionally the shortcut probe.
-Nothing is changed on disk except by :func:`quarantine_files` / :func:`restore_files` (``--quarantine``).
+Nothing is changed on disk here; ``--quarantine`` / ``--restore`` are :mod:`medxfer.data.quarantine`.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from medxfer.data.layouts import QUARANTINE_MANIFEST
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -278,111 +274,3 @@ def run_check(
     report.warnings = build_warnings(report, min_size)
     report.seconds = round(time.perf_counter() - start, 2)
     return report
-
-
-MANIFEST = QUARANTINE_MANIFEST
-
-
-def quarantine_files(
-    paths: Sequence[str], dest: str | os.PathLike[str], root: str | None = None
-) -> list[dict]:
-    """Move ``paths`` under ``dest`` (relative to ``root``, default their common folder), never overwriting.
-
-    Appends ``{"original", "stored"}`` entries to ``dest/medxfer_quarantine.json`` (written
-    atomically) and returns the new entries. A name already taken in ``dest`` gets a ``.N`` suffix.
-    The manifest also marks ``dest`` so that dataset layouts never read it as a class.
-    """
-    import json
-    import shutil
-
-    from medxfer.io import atomic_write_text
-
-    dest = Path(dest).resolve()
-    if not paths:
-        return []
-    absolute = [Path(p).resolve() for p in paths]
-    base = Path(root).resolve() if root else Path(os.path.commonpath([p.parent for p in absolute]))
-    manifest = dest / MANIFEST
-    entries = read_quarantine_manifest(dest) if manifest.is_file() else []
-    dest.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(manifest, json.dumps({"files": entries}, indent=2))  # mark the folder first
-    added = []
-    for src in absolute:
-        try:
-            rel = src.relative_to(base)
-        except ValueError:
-            rel = Path(src.name)
-        target, n = dest / rel, 1
-        while target.exists():
-            target, n = dest / f"{rel}.{n}", n + 1
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(src), str(target))
-        added.append({"original": str(src), "stored": str(target.relative_to(dest))})
-        entries.append(added[-1])
-        atomic_write_text(manifest, json.dumps({"files": entries}, indent=2))
-    return added
-
-
-def read_quarantine_manifest(dest: str | os.PathLike[str]) -> list[dict]:
-    """The entries of ``dest/medxfer_quarantine.json``; ValueError naming the file when it is malformed."""
-    import json
-
-    manifest = Path(dest) / MANIFEST
-    if not manifest.is_file():
-        raise FileNotFoundError(f"{dest}: no {MANIFEST} here; give the folder used with --quarantine")
-    try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{manifest}: not valid JSON ({exc}); restore by hand or fix the file") from None
-    files = data.get("files") if isinstance(data, dict) else None
-    if not isinstance(files, list):
-        raise ValueError(f"{manifest}: expected {{'files': [...]}} as `medxfer check --quarantine` writes it")
-    return files
-
-
-def _restore_problem(entry: object, dest: Path) -> str | None:
-    """Why ``entry`` cannot be restored safely, or None. Only files inside ``dest`` ever move."""
-    if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("original", "stored")):
-        return f"malformed manifest entry {entry!r} (needs 'original' and 'stored' strings); skipped"
-    original, stored = Path(entry["original"]), dest / entry["stored"]
-    inside = stored.resolve().is_relative_to(dest.resolve()) and not Path(entry["stored"]).is_absolute()
-    if not inside or stored.resolve() == (dest / MANIFEST).resolve():
-        return f"entry {entry['stored']!r} points outside the quarantine folder {dest}; not moved"
-    if stored.is_symlink() or (stored.exists() and not stored.is_file()):
-        return f"{stored} is not a regular file; not moved"
-    if not original.is_absolute():
-        return f"original path {original} is not absolute; not moved"
-    if original.exists() or original.is_symlink():
-        return f"{original} exists again; left {stored} in quarantine (not overwritten)"
-    if not stored.exists():
-        return f"{stored} is missing from the quarantine folder; cannot restore {original}"
-    return None
-
-
-def restore_files(dest: str | os.PathLike[str]) -> tuple[list[dict], list[str]]:
-    """Move files quarantined in ``dest`` back to their original paths.
-
-    Refuses (keeps in quarantine, reports) any file whose original path exists again, and any
-    manifest entry that points outside ``dest`` or is malformed. Returns (restored entries, problems).
-    Raises FileNotFoundError when ``dest`` has no manifest, ValueError when the manifest is malformed.
-    """
-    import json
-    import shutil
-
-    from medxfer.io import atomic_write_text
-
-    dest = Path(dest)
-    entries = read_quarantine_manifest(dest)
-    restored, problems, remaining = [], [], []
-    for entry in entries:
-        problem = _restore_problem(entry, dest)
-        if problem is not None:
-            problems.append(problem)
-            remaining.append(entry)
-            continue
-        original = Path(entry["original"])
-        original.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(dest / entry["stored"]), str(original))
-        restored.append(entry)
-    atomic_write_text(dest / MANIFEST, json.dumps({"files": remaining}, indent=2))
-    return restored, problems

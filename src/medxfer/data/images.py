@@ -11,7 +11,9 @@ Other rules, chosen once:
 - Alpha (RGBA, LA, palette with transparency) is composited onto black: a fully transparent
   pixel is black whatever colour it stores, an opaque one keeps its colour.
 - JPEG (and any file with EXIF) is turned upright by its EXIF orientation tag.
-- Multi-frame files (TIFF pages, GIF, multi-frame DICOM) give their first frame.
+- Multi-frame files (TIFF pages, GIF, multi-frame DICOM) give their first frame. A DICOM whose decoded
+  array does not match Rows x Columns x SamplesPerPixel x NumberOfFrames (surplus or missing pixel bytes)
+  is refused.
 - A constant 16-bit / DICOM image (max == min) becomes all zeros.
 - The format is sniffed from the content first (a JPEG named ``.dcm`` decodes as JPEG); DICOM is
   recognised by the ``DICM`` marker at byte 128, or by suffix (``.dcm``, ``.dicom``) when no other
@@ -20,6 +22,9 @@ Other rules, chosen once:
 - Images with more than ``max_pixels`` pixels are refused before decoding (decompression bombs);
   :func:`pixel_cap` derives a cap from a model's input size. 16-bit / float / DICOM data are mapped
   to uint8 a block of rows at a time, so a decode never holds a float64 copy of the whole image.
+- DICOM is read bounded (:mod:`medxfer.data.dicom`): the header first, the size checked against
+  ``max_pixels`` before any pixel data is read or inflated; a deflated data set is inflated only as far
+  as its header's pixels need (a deflate bomb is refused); non-finite rescale / window values are refused.
 
 The contract: every failure of any decoder (Pillow, pydicom, numpy) raises :class:`ImageError`
 naming the file and the reason; nothing else escapes (``tests/data/test_images_fuzz.py``).
@@ -295,34 +300,29 @@ def _channels_equal(arr: np.ndarray) -> bool:
 
 
 def _decode_dicom(fh: IO[bytes], name: str, max_pixels: int) -> np.ndarray:
-    import pydicom
     from pydicom.errors import InvalidDicomError
 
+    from medxfer.data import dicom
+
     try:
-        ds = pydicom.dcmread(fh, force=True)
+        ds = dicom.read_bounded(fh, max_pixels)
+    except dicom.DicomError as exc:
+        raise ImageError(name, str(exc)) from None
     except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError) as exc:
         raise ImageError(name, f"not a readable DICOM file ({exc})") from None
     if "PixelData" not in ds:
         raise ImageError(name, "DICOM file has no pixel data (PixelData element missing)")
     try:
-        rows, cols = int(ds.Rows), int(ds.Columns)
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-    except (AttributeError, TypeError, ValueError) as exc:
-        raise ImageError(name, f"DICOM file lacks image size (Rows/Columns: {exc})") from None
-    if rows * cols * frames > max_pixels:
-        raise ImageError(
-            name,
-            f"DICOM is {frames}x{cols}x{rows} = {rows * cols * frames} pixels, more than "
-            f"max_pixels={max_pixels} (refused as a possible decompression bomb)",
-        )
-    arr = _dicom_pixels(ds, name)
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    if frames > 1 and arr.ndim == (4 if photometric not in ("MONOCHROME1", "MONOCHROME2") else 3):
-        arr = arr[0]
+        geo = dicom.geometry(ds, max_pixels)
+        dicom.check_finite(ds)
+        arr = dicom.one_frame(_dicom_pixels(ds, name), geo)
+    except dicom.DicomError as exc:
+        raise ImageError(name, str(exc)) from None
     if arr.ndim == 3:  # colour (RGB after pydicom's YBR conversion)
         if arr.dtype == np.uint8:
             return arr
         return _minmax_to_uint8(arr)
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     return _dicom_gray(arr, ds, photometric)
 
 

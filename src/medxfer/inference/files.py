@@ -21,6 +21,8 @@ import numpy as np
 if TYPE_CHECKING:
     from medxfer.inference.predictor import Predictor
 
+NON_FINITE_HINT = "the run's weights or this input are damaged (no label given)"
+
 
 def collect_inputs(inputs: Iterable[str]) -> list[str]:
     """Expand files, folders (recursive, by image extension), globs and CSV manifests to file paths.
@@ -100,35 +102,78 @@ def predict_files(
     ``progress(n)`` is called with the number of files done in each batch. With ``cam_dir`` a Grad-CAM
     overlay PNG per image is written there (``<stem>_cam.png``, numbered if stems repeat).
     """
-    from medxfer.data.images import ImageError
-
     table = PredictionTable(predictor.class_names)
     threshold = "" if predictor.threshold is None else f"{predictor.threshold:.6g}"
     for start in range(0, len(paths), max(1, batch_size)):
         chunk = paths[start : start + batch_size]
-        images: list[np.ndarray] = []
         rows: list[dict[str, Any]] = []
+        images: list[np.ndarray] = []
+        prepared: list[np.ndarray] = []
         for path in chunk:
             row: dict[str, Any] = {"path": path, "label": "", "threshold": threshold, "error": ""}
             row.update({f"prob_{c}": "" for c in predictor.class_names})
-            try:
-                images.append(predictor.read(path))
-                rows.append(row)
-            except ImageError as exc:  # the decoder contract: every bad file is an ImageError
-                row["error"] = str(exc)
-                if on_error:
-                    on_error(row["error"])
             table.rows.append(row)
-        if images:
-            probs = predictor.predict_arrays(images, batch_size=batch_size, tta=tta)
-            for row, p, label in zip(rows, probs, predictor.labels(probs), strict=True):
-                row["label"] = label
-                row.update({f"prob_{c}": f"{v:.6f}" for c, v in zip(predictor.class_names, p, strict=True)})
+            try:
+                img, ready = _read_prepared(predictor, path)
+            except ValueError as exc:  # ImageError (the decoder contract) or a failed preparation
+                _fail(row, str(exc), on_error)
+                continue
+            rows.append(row)
+            if cam_dir is not None:  # full-size images are kept only for the overlays
+                images.append(img)
+            prepared.append(ready)
+        if prepared:
+            probs = predictor.predict_arrays(prepared, batch_size=batch_size, tta=tta, prepared=True)
+            done = _fill_rows(predictor, rows, probs, on_error)
             if cam_dir is not None:
-                _write_cams(predictor, rows, images, Path(cam_dir))
+                kept = [(r, img) for r, img, ok in zip(rows, images, done, strict=True) if ok]
+                _write_cams(predictor, [r for r, _ in kept], [img for _, img in kept], Path(cam_dir))
         if progress:
             progress(len(chunk))
     return table
+
+
+def _read_prepared(predictor: Predictor, path: str) -> tuple[np.ndarray, np.ndarray]:
+    """The decoded image and its model input (uint8), or ValueError naming the file."""
+    from medxfer.data.images import ImageError
+
+    img = predictor.read(path)
+    try:
+        return img, predictor.prepare(img)
+    except (ValueError, TypeError, IndexError) as exc:
+        raise ImageError(
+            path, f"cannot prepare this image for the model ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _fail(row: dict[str, Any], message: str, on_error: Callable[[str], None] | None) -> None:
+    row["error"] = message
+    if on_error:
+        on_error(message)
+
+
+def _fill_rows(
+    predictor: Predictor,
+    rows: list[dict[str, Any]],
+    probs: np.ndarray,
+    on_error: Callable[[str], None] | None,
+) -> list[bool]:
+    """Labels and probabilities into ``rows``; a non-finite probability is an error row, never a label."""
+    done = []
+    for row, p in zip(rows, probs, strict=True):
+        if not np.all(np.isfinite(p)):
+            values = ", ".join(f"{v:.6g}" for v in p)
+            _fail(
+                row,
+                f"{row['path']}: the model gave non-finite probabilities ({values}); {NON_FINITE_HINT}",
+                on_error,
+            )
+            done.append(False)
+            continue
+        row["label"] = predictor.labels(p[None])[0]
+        row.update({f"prob_{c}": f"{v:.6f}" for c, v in zip(predictor.class_names, p, strict=True)})
+        done.append(True)
+    return done
 
 
 def _write_cams(

@@ -119,16 +119,31 @@ class Predictor:
         """The binary decision threshold on P(class_names[1]); None for more than two classes."""
         return float(self.info.threshold) if self.info.num_classes == 2 else None
 
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """Mask, channels and resize one decoded image for this model (uint8, the model's input size)."""
+        from medxfer.data.transforms import prepare
+
+        return prepare(image, self.info)
+
     def predict_arrays(
-        self, images: Sequence[np.ndarray], batch_size: int = 32, tta: bool = False
+        self,
+        images: Sequence[np.ndarray],
+        batch_size: int = 32,
+        tta: bool = False,
+        prepared: bool = False,
     ) -> np.ndarray:
         """Probabilities ``(N, C)`` (float64) for decoded images (``read_image`` convention), with the
-        run's local calibration (``model.json`` temperature) applied."""
+        run's local calibration (``model.json`` temperature) applied.
+
+        ``prepared=True``: the images already went through :meth:`prepare` (``predict_files`` prepares
+        each one inside its per-file error handling).
+        """
         from medxfer.evaluate.temperature import apply_temperature
 
-        out = np.zeros((len(images), self.info.num_classes), dtype=np.float64)
-        for start in range(0, len(images), max(1, batch_size)):
-            chunk = images[start : start + batch_size]
+        ready = list(images) if prepared else [self.prepare(img) for img in images]
+        out = np.zeros((len(ready), self.info.num_classes), dtype=np.float64)
+        for start in range(0, len(ready), max(1, batch_size)):
+            chunk = ready[start : start + batch_size]
             views = _tta_views(self.info) if tta else [None]
             acc = np.zeros((len(chunk), self.info.num_classes), dtype=np.float64)
             for shift in views:
@@ -177,7 +192,7 @@ class Predictor:
             raise PredictorError(
                 "Grad-CAM needs a network's own head (a run of `medxfer train`, engine torch)"
             )
-        x = self._inputs([image], None)
+        x = self._inputs([self.prepare(image)], None)
         if target_class is None:
             target_class = self.info.class_names.index(self.labels(self._run(x))[0])
         with self._cam_lock:
@@ -187,14 +202,13 @@ class Predictor:
             with torch.enable_grad():
                 return _gradcam(self._cam_model, x, target_class)
 
-    def _inputs(self, images: Sequence[np.ndarray], shift: tuple[int, int] | None) -> torch.Tensor:
+    def _inputs(self, prepared: Sequence[np.ndarray], shift: tuple[int, int] | None) -> torch.Tensor:
         import torch
 
-        from medxfer.data.transforms import normalise, prepare
+        from medxfer.data.transforms import normalise
 
         tensors = []
-        for img in images:
-            arr = prepare(img, self.info)
+        for arr in prepared:
             if shift is not None:
                 arr = shift_image(arr, *shift)
             tensors.append(normalise(arr, self.info))

@@ -9,12 +9,15 @@ Endpoints (OpenAPI docs at ``/docs``):
 - ``GET /`` — the page (``static/``): upload, probability bars, Grad-CAM toggle, research-use notice.
 
 Errors are JSON ``{"detail": "..."}`` a person can read: 413 over the size limit (checked from
-``Content-Length`` and while reading), 415 for something that is not an image, 400 for a damaged
-image or a malformed request, 401 without the bearer token (when one is set: then *every* ``/api``
-route, health included, needs ``Authorization: Bearer <token>``), 403 for a cross-origin browser post,
-400 for a ``Host`` not in ``allowed_hosts`` (DNS rebinding), 503 with ``Retry-After`` when the bounded
-queue is full. No stack trace ever reaches the client. The OpenAPI document lists exactly these
-(``serve/openapi.py``); ``/docs`` (Swagger UI) and ``/redoc`` are served from installed files, offline.
+``Content-Length`` and while reading), 408 for an upload slower than its deadline
+(``serve/upload.py``: the body is read before the request waits for inference), 415 for something
+that is not an image, 400 for a damaged image or a malformed request, 422 when the model gives
+non-finite probabilities (never a label), 401 without the bearer token (when one is set: then
+*every* ``/api`` route, health included, needs ``Authorization: Bearer <token>``), 403 for a
+cross-origin browser post, 400 for a ``Host`` not in ``allowed_hosts`` (DNS rebinding), 503 with
+``Retry-After`` when the bounded queue or the upload memory budget is full. No stack
+trace ever reaches the client. The OpenAPI document lists exactly these (``serve/openapi.py``);
+``/docs`` (Swagger UI) and ``/redoc`` are served from installed files, offline.
 """
 
 from __future__ import annotations
@@ -28,9 +31,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from fastapi import FastAPI, Request
 
 from medxfer.serve.limits import BodySizeLimit, BodyTooLarge, HostOriginGuard, InferencePool, PoolFull
+from medxfer.serve.upload import BudgetFull, UploadBudget, UploadTooSlow, parse_upload, read_body
 
 if TYPE_CHECKING:
     from medxfer.inference.predictor import Predictor
@@ -40,9 +45,20 @@ DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 TOKEN_ENV = "MEDXFER_TOKEN"
 MULTIPART_SLACK = 64 * 1024  # multipart headers and boundaries around the file
 RETRY_AFTER_S = 2  # what a 503 tells the client to wait
+BUSY_HEADERS = {"Retry-After": str(RETRY_AFTER_S)}
 log = logging.getLogger("medxfer.serve")
 
 
+# The image media types the server reads (anything else is a 415); the spec says so for the file part.
+IMAGE_MEDIA_TYPES = (
+    "image/png",
+    "image/jpeg",
+    "image/tiff",
+    "image/bmp",
+    "image/gif",
+    "image/webp",
+    "application/dicom",
+)
 _PREDICT_BODY = {
     "requestBody": {
         "required": True,
@@ -51,8 +67,15 @@ _PREDICT_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                }
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "The image: " + ", ".join(IMAGE_MEDIA_TYPES),
+                        }
+                    },
+                },
+                "encoding": {"file": {"contentType": ", ".join(IMAGE_MEDIA_TYPES)}},
             }
         },
     }
@@ -112,8 +135,9 @@ def create_app(
     ``token`` (env ``MEDXFER_TOKEN`` when None; ``""`` = no token) protects every ``/api`` route.
     ``allowed_hosts``: names the ``Host`` header may carry (None: any; ``medxfer serve`` passes the
     loopback names when bound to loopback). ``max_pixels``: decode cap (default: follows the model input).
-    ``workers`` threads run inference; ``queue`` more requests may wait; beyond that 503.
-    Memory is bounded by about ``(workers + queue) * max_bytes`` of uploads plus one decoded image per worker.
+    ``workers`` threads run inference; ``queue`` more requests may wait; beyond that 503. Bodies are read
+    (in memory, under a deadline) before a request waits for inference; the bytes held at once are
+    bounded by ``(workers + queue) * max_bytes`` (beyond: 503), plus one decoded image per worker.
 
     Example::
 
@@ -130,6 +154,7 @@ def create_app(
     # None -> the environment decides; "" -> explicitly no token.
     token = (token if token is not None else os.environ.get(TOKEN_ENV)) or None
     pool = InferencePool(workers=workers, queue=queue)
+    budget = UploadBudget((workers + queue) * (max_bytes + MULTIPART_SLACK))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -145,8 +170,9 @@ def create_app(
     app.state.predictor = predictor
     app.state.pool = pool
     app.state.max_bytes = max_bytes
+    app.state.budget = budget
     _add_error_handlers(app)
-    _add_api(app, predictor, pool, token, max_bytes)
+    _add_api(app, predictor, pool, budget, token, max_bytes)
     _add_page(app)
     app.add_middleware(BodySizeLimit, max_body=max_bytes + MULTIPART_SLACK, limit_text=_mb(max_bytes))
     app.add_middleware(HostOriginGuard, allowed_hosts=list(allowed_hosts or ["*"]))
@@ -181,7 +207,12 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def _add_api(
-    app: FastAPI, predictor: Predictor, pool: InferencePool, token: str | None, max_bytes: int
+    app: FastAPI,
+    predictor: Predictor,
+    pool: InferencePool,
+    budget: UploadBudget,
+    token: str | None,
+    max_bytes: int,
 ) -> None:
     from fastapi import APIRouter, Depends
 
@@ -208,42 +239,43 @@ def _add_api(
     async def predict(request: Request, cam: bool = False, image: bool = False) -> dict[str, Any]:
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise ApiError(415, "send the image as multipart/form-data in a field named 'file'")
+        body = await _read_body(request, max_bytes, budget)  # before any inference slot (serve/upload.py)
         try:
-            pool.acquire()
-        except PoolFull as exc:
-            raise ApiError(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_S)}) from exc
-        try:
-            name, data = await _read_upload(request, max_bytes)
-            return await pool.run(_predict_one, predictor, name, data, cam, image)
+            name, data = await _parse_upload(request, body, max_bytes)
+            try:
+                pool.acquire()
+            except PoolFull as exc:
+                raise ApiError(503, str(exc), headers=BUSY_HEADERS) from exc
+            try:
+                return await pool.run(_predict_one, predictor, name, data, cam, image)
+            finally:
+                pool.release()
         finally:
-            pool.release()
+            budget.give(len(body))
 
     app.include_router(router)
 
 
-async def _read_upload(request: Request, max_bytes: int) -> tuple[str, bytes]:
-    """The ``file`` field of a multipart form: (file name, bytes), with size and shape checks."""
-    from starlette.datastructures import UploadFile
-
+async def _read_body(request: Request, max_bytes: int, budget: UploadBudget) -> bytes:
+    """The request body under its own deadline and the shared upload budget (413 / 408 / 503)."""
     try:
-        form = await request.form(max_files=1, max_fields=8)
+        return await read_body(request, max_bytes + MULTIPART_SLACK, budget)
     except BodyTooLarge as exc:
         raise ApiError(413, f"file too large: the limit is {_mb(max_bytes)}") from exc
-    except Exception as exc:  # noqa: BLE001 - a malformed multipart body is the client's error
-        raise ApiError(400, f"could not read the upload as multipart form data: {exc}") from exc
+    except UploadTooSlow as exc:
+        raise ApiError(408, str(exc), headers={"Connection": "close"}) from exc
+    except BudgetFull as exc:
+        raise ApiError(503, str(exc), headers=BUSY_HEADERS) from exc
+
+
+async def _parse_upload(request: Request, body: bytes, max_bytes: int) -> tuple[str, bytes]:
+    """The ``file`` field of the multipart body (in memory): (file name, bytes); 400 / 413."""
     try:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise ApiError(400, "no file: send the image in a multipart field named 'file'")
-        data = await upload.read(max_bytes + 1)
-        name = upload.filename or "upload"
-    finally:
-        await form.close()
-    if len(data) > max_bytes:
-        raise ApiError(413, f"file too large: the limit is {_mb(max_bytes)}")
-    if not data:
-        raise ApiError(400, f"{name}: the file is empty")
-    return name, data
+        return await parse_upload(request.headers, body, max_bytes)
+    except BodyTooLarge as exc:
+        raise ApiError(413, f"file too large: the limit is {_mb(max_bytes)}") from exc
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from exc
 
 
 def _predict_one(predictor: Predictor, name: str, data: bytes, cam: bool, image: bool) -> dict[str, Any]:
@@ -260,6 +292,10 @@ def _predict_one(predictor: Predictor, name: str, data: bytes, cam: bool, image:
             415, f"{name}: not an image this server reads (PNG, JPEG, TIFF, BMP, WebP or DICOM)"
         ) from exc
     probs = predictor.predict_arrays([img])[0]
+    if not np.all(np.isfinite(probs)):
+        raise ApiError(
+            422, f"{name}: the model gave non-finite probabilities for this image; no label is given"
+        )
     label = predictor.labels(probs[None])[0]
     out: dict[str, Any] = {
         "file": name,

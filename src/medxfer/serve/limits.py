@@ -146,7 +146,7 @@ class HostOriginGuard:
     - ``Host`` must name one of ``allowed_hosts`` (``"*"`` allows any): a rebinding page's requests
       carry its own domain, so they get 400 even though they reach a loopback socket.
     - A state-changing request (anything but GET / HEAD / OPTIONS) with an ``Origin`` header must come
-      from the same origin as its ``Host``; a form on another site gets 403.
+      from the same origin (scheme, host and port) as the request itself; a form on another site gets 403.
     """
 
     def __init__(self, app: Callable[..., Awaitable[None]], allowed_hosts: list[str]) -> None:
@@ -166,8 +166,9 @@ class HostOriginGuard:
             return
         origin = headers.get("origin")
         if scope.get("method") not in ("GET", "HEAD", "OPTIONS") and origin is not None:
-            if origin.split("://", 1)[-1].rstrip("/").lower() != host.lower():
-                await send_json(send, 403, f"cross-origin request from {origin!r} refused")
+            own = f"{scope.get('scheme', 'http')}://{host}".lower()
+            if origin.rstrip("/").lower() != own:  # scheme, host and port: https://x is not http://x
+                await send_json(send, 403, f"cross-origin request from {origin!r} refused (this is {own})")
                 return
         await self.app(scope, receive, send)
 

@@ -2,7 +2,7 @@
 
 FastAPI's default lists a 422 the server never sends (validation errors are 400 here) and none of
 the statuses it does send. This adds the JSON error body ``{"detail": str}`` for 400 / 401 / 403 /
-413 / 415 / 503, the ``Retry-After`` header of 503, and a bearer ``securitySchemes`` entry so that
+408 / 413 / 415 / 422 / 503, the ``Retry-After`` header of 503, and a bearer ``securitySchemes`` entry so that
 ``/docs`` can send the token (required when the server has one, optional otherwise).
 """
 
@@ -25,8 +25,10 @@ COMMON_ERRORS = {
 }
 PREDICT_ERRORS = {
     "400": "Malformed request or damaged image (the message names the file and the reason)",
+    "408": "Upload slower than its deadline (10 s plus 1 s per 16 KiB received)",
     "413": "Upload larger than the server's limit (--max-mb)",
     "415": "Not multipart/form-data, or the file is not an image format the server reads",
+    "422": "The model gave non-finite probabilities for this image (no label is given)",
 }
 
 

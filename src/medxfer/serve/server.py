@@ -9,7 +9,9 @@ socket and send nothing made every request (``/api/health`` too) a 503. Here ins
   disconnected (slowloris); an upload still sending 64 KiB per deadline gets a new one; a request the
   app is working on is never cut;
 - idle keep-alive connections close after ``keep_alive`` seconds (uvicorn's own timer);
-- beyond ``max_connections`` open sockets a new one gets a JSON 503 with ``Retry-After`` and is closed.
+- beyond ``max_connections`` open sockets a new one gets a JSON 503 with ``Retry-After`` and is closed,
+  and so does a new one beyond ``max_per_client`` open sockets from the same client address (one client
+  cannot take the whole cap).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 1000
+DEFAULT_MAX_PER_CLIENT = 100
 RETRY_AFTER_S = 2
 PROGRESS_BYTES = 64 * 1024  # an upload sending this much per deadline gets a new deadline
 
@@ -41,16 +44,29 @@ class GuardedH11Protocol(H11Protocol):
 
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_per_client: int = DEFAULT_MAX_PER_CLIENT
     _guard: asyncio.TimerHandle | None = None
     _received = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.max_connections:
-            transport.write(busy_response(f"server busy: {self.max_connections} connections open; retry"))
+        busy = self._busy()
+        if busy:
+            transport.write(busy_response(busy))
             transport.close()
             return
         self._arm()
+
+    def _busy(self) -> str | None:
+        """Why this new connection is refused (a cap is full), or None."""
+        if len(self.connections) > self.max_connections:
+            return f"server busy: {self.max_connections} connections open; retry"
+        address = self.client[0] if self.client else None
+        if address is not None:
+            mine = sum(1 for c in self.connections if c.client and c.client[0] == address)
+            if mine > self.max_per_client:
+                return f"too many connections from {address} ({self.max_per_client} open); retry"
+        return None
 
     def data_received(self, data: bytes) -> None:
         # A large upload that keeps flowing (64 KiB per deadline at least) is not cut; a trickle is.
@@ -90,13 +106,20 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.close()
 
 
-def guarded_protocol(header_timeout: float, max_connections: int) -> type[GuardedH11Protocol]:
+def guarded_protocol(
+    header_timeout: float, max_connections: int, max_per_client: int = DEFAULT_MAX_PER_CLIENT
+) -> type[GuardedH11Protocol]:
     """A :class:`GuardedH11Protocol` subclass with these limits (uvicorn takes a class, not an instance)."""
-    if header_timeout <= 0 or max_connections < 1:
+    if header_timeout <= 0 or max_connections < 1 or max_per_client < 1:
         raise ValueError(
-            f"header_timeout must be > 0 and max_connections >= 1, got {header_timeout}, {max_connections}"
+            "header_timeout must be > 0, max_connections and max_per_client >= 1, got "
+            f"{header_timeout}, {max_connections}, {max_per_client}"
         )
-    attrs = {"header_timeout": float(header_timeout), "max_connections": int(max_connections)}
+    attrs = {
+        "header_timeout": float(header_timeout),
+        "max_connections": int(max_connections),
+        "max_per_client": int(max_per_client),
+    }
     return type("GuardedH11ProtocolConfigured", (GuardedH11Protocol,), attrs)
 
 
@@ -107,6 +130,7 @@ def run_server(
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     keep_alive: int = 5,
+    max_per_client: int = DEFAULT_MAX_PER_CLIENT,
 ) -> None:
     """Serve ``app`` with uvicorn (blocking) under the connection policy above.
 
@@ -120,7 +144,7 @@ def run_server(
         app,
         host=host,
         port=port,
-        http=guarded_protocol(header_timeout, max_connections),
+        http=guarded_protocol(header_timeout, max_connections, max_per_client),
         log_level="warning",
         timeout_keep_alive=keep_alive,
         limit_concurrency=None,

@@ -180,6 +180,30 @@ def setup(cfg: TrainConfig, table, resume: bool = False, progress: bool = True) 
     return Setup(info, module, data, len(train[1]))
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed from (damaged, or holding objects other than tensors and data)."""
+
+
+def check_checkpoint(path: Path) -> None:
+    """Load ``path`` as torch's ``weights_only=True`` does (no code runs); one clear line if it fails.
+
+    ``fit`` calls it before handing the checkpoint to Lightning (which also loads with ``weights_only``).
+    """
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, ...
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise CheckpointError(
+            f"{path}: not a loadable training checkpoint ({type(exc).__name__}: {first}); it may be damaged "
+            "or hold code (only tensors and plain data are loaded). Move it away to restart the run "
+            "from its configured weights"
+        ) from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path}: not a Lightning training checkpoint (no 'state_dict')")
+
+
 def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=None, progress: bool = True):  # noqa: ANN001, ANN201
     """Build everything, run ``Trainer.fit`` over all stages, and write the model and its summary."""
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -195,6 +219,8 @@ def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=
             f"resume: no checkpoint in {last.parent} yet; "
             f"starting again from the configured weights ({cfg.model.weights})"
         )
+    if restore:
+        check_checkpoint(last)
     s = setup(cfg, table, restore, progress)  # without a checkpoint a resumed run starts like a fresh one
     _resolve_auto_lr(cfg, s.data, s.module, run_dir)
     monitor, mode = cfg.train.monitor, direction(cfg.train.monitor)[:3]  # "min" / "max"
@@ -225,7 +251,7 @@ def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=
         callbacks.append(EpochHook(epoch_callback))
     trainer = _trainer(cfg, run_dir, callbacks, progress)
     t0 = time.perf_counter()
-    trainer.fit(s.module, datamodule=s.data, ckpt_path=str(last) if restore else None)
+    trainer.fit(s.module, datamodule=s.data, ckpt_path=str(last) if restore else None, weights_only=True)
     elapsed = time.perf_counter() - t0
     if not trainer.is_global_zero:
         return TrainResult(run_dir, float("nan"))
