@@ -66,7 +66,7 @@ def _stress_rows(run: Path, n_images: int, seed: int, tta: bool) -> tuple[dict[s
     table = apply_splits(load_datasets(cfg.data.specs, task=cfg.data.task), run / "splits.csv").subset("val")
     per_class = max(1, n_images // len(table.class_names))
     rows = table.table.sample(frac=1.0, random_state=seed).groupby("label").head(per_class)
-    predictor = Predictor(run)
+    predictor = Predictor(run, device=_device())
     start = time.perf_counter()
     result = stress_test(
         predictor,
@@ -76,6 +76,13 @@ def _stress_rows(run: Path, n_images: int, seed: int, tta: bool) -> tuple[dict[s
         seed=seed,
     )
     return result["summary"], time.perf_counter() - start
+
+
+def _device() -> str:
+    """Where the bench's predictions run: the GPU when there is one (a lent machine), else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _crossval(config: Path, overrides: list[str], out: Path) -> str:
@@ -99,7 +106,7 @@ def _external(run: Path, spec: str, label_map: dict[str, str | None] | None) -> 
     from medxfer.inference.sets import plan_sets
 
     (ext,) = plan_sets([spec], run / "splits.csv", label_map=label_map)
-    p = Predictor(run)
+    p = Predictor(run, device=_device())
     y = model_labels(ext.table, p.class_names)
     proba = p.predict_paths(list(ext.table.table["path"]))
     ci = bootstrap_ci(lambda a, b: {"roc_auc": roc_auc(a, b)}, y, proba, n_boot=200)["roc_auc"]
