@@ -117,3 +117,13 @@ def test_another_backbone_starts_from_its_own_default_weights() -> None:
     assert cfg.stages == load_config("kermany-binary").stages  # a recipe's own stages: kept, and warned
     assert len(said) == 1 and said[0].startswith("warning: model.weights=none")
     assert medxfer.make_config(None, backbone="resnet18", log=None).model.weights != "none"
+
+
+def test_tune_options_are_checked_the_same_way_by_the_api_and_the_cli(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--pruner 'bogus'; valid: median, hyperband, none"):
+        medxfer.tune(None, 1, pruner="bogus", out=tmp_path / "t", log=lambda m: None)
+    with pytest.raises(ValueError, match="--features is for --fast mode only"):
+        medxfer.tune(None, 1, features=tmp_path / "f.npz", out=tmp_path / "t", log=lambda m: None)
+    res = CliRunner().invoke(app, ["tune", "--pruner", "bogus", "--out", str(tmp_path / "t")])
+    assert res.exit_code == 2 and "--pruner 'bogus'; valid: median, hyperband, none" in res.output
+    assert not (tmp_path / "t").exists()
