@@ -238,7 +238,7 @@ def _assign_labels(
             frame["raw_label"][unmapped]
         )
     canonical = {c.casefold(): c for c in classes}
-    names = names.map(lambda n: None if n is None else canonical.get(str(n).casefold(), _UNMAPPED))
+    names = names.map(lambda n: None if pd.isna(n) else canonical.get(str(n).casefold(), _UNMAPPED))
     unknown = names == _UNMAPPED
     dropped = _counts(frame["raw_label"][unknown])
     keep = names.notna() & ~unknown
