@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
-from medxfer.cli import app
+from medxfer.cli import PANELS, app
 
 
 def test_help_says_where_to_start() -> None:
@@ -16,7 +16,8 @@ def test_help_says_where_to_start() -> None:
     assert result.exit_code == 0
     text = " ".join(result.output.split())
     assert text.index("medxfer demo") < text.index("medxfer check")
-    assert text.index("Start with") < text.index("Commands")
+    first_panel = next(iter(PANELS))  # the commands are listed in panels (Data, Train, ...)
+    assert text.index("Start with") < text.index(f"{first_panel} ─")
 
 
 def test_tables_are_not_cut_when_stdout_is_not_a_terminal(tmp_path: Path) -> None:

@@ -83,3 +83,23 @@ def test_nested_types_are_checked() -> None:
     with pytest.raises(ConfigError, match="data.mask_boxes=0.5: expected a list"):
         from_dict({"data": {"mask_boxes": 0.5}})
     assert from_dict({"data": {"label_map": {"x": None}}}).data.label_map == {"x": None}
+
+
+def test_unknown_top_level_keys_are_refused_not_dropped(tmp_path: Path) -> None:
+    """A misspelt section (``trian:``) is an error naming it, from a file, an override and the API."""
+    import medxfer
+
+    recipe = tmp_path / "typo.yaml"
+    recipe.write_text("trian:\n  batch_size: 3\nmodel:\n  backbone: custom_cnn\n")
+    valid = "valid: ['data', 'model', 'name', 'stages', 'train']"
+    with pytest.raises(
+        ConfigError, match=r"typo.yaml: unknown key\(s\) \['trian'\]; " + valid.replace("[", r"\[")
+    ):
+        load_config(recipe)
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['trian'\]"):
+        load_config(None, ["trian.batch_size=3"])
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['trian'\]"):
+        medxfer.make_config(None, trian__batch_size=3)
+    res = CliRunner().invoke(app, ["train", "-c", str(recipe), "--out", str(tmp_path / "run")])
+    assert res.exit_code == 2 and "unknown key(s) ['trian']" in res.output
+    assert not (tmp_path / "run").exists()

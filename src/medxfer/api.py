@@ -1,14 +1,15 @@
 """The public Python API: what a notebook imports. Small and stable; the CLI commands call it.
 
-Every function here wraps the one implementation of its step (``train_run``, ``evaluate_run``,
-:class:`~medxfer.inference.predictor.Predictor`, ``export_run``, ``run_tune``, ``run_check``);
-nothing is computed twice.
+Every function here wraps the one implementation of its step, the same one the CLI calls: the
+workflow layer (:mod:`medxfer.workflow`: config policies, evaluation sets and leak exclusion), then
+``train_run``, :class:`~medxfer.inference.predictor.Predictor`, ``export_run``, ``run_tune``, ``run_check``.
 
 Example (a notebook)::
 
     import medxfer
     run = medxfer.train("kermany-binary", out="runs/kb", **{"train.batch_size": 16})
     ev = run.evaluate(split="test")          # metrics with CIs, report.html, figures
+    ev = run.evaluate(data="folder:new")     # external data: copies of training images left out
     ev.figures["roc"]                        # a matplotlib Figure (shown inline in Jupyter)
     run.predict(["a.jpeg", "b.jpeg"])        # pandas DataFrame: path, label, prob_<class>, ...
     run.explain("a.jpeg").figure             # Grad-CAM overlay as a matplotlib Figure
@@ -18,27 +19,19 @@ Example (a notebook)::
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from medxfer.evaluate.results import Evaluation, Explanation
-from medxfer.inference.notebook import RunNotebook
+from medxfer.workflow.run import Run
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from medxfer.config import TrainConfig
     from medxfer.data.check import CheckReport
     from medxfer.data.datasets import ImageTable
-    from medxfer.inference.export import ExportResult
-    from medxfer.inference.predictor import Predictor
-    from medxfer.runs import ModelInfo
-    from medxfer.training.pieces import TrainResult
 
 PathLike = str | os.PathLike[str]
+Log = Callable[[str], Any]
 __all__ = [
     "Evaluation",
     "Explanation",
@@ -53,46 +46,44 @@ __all__ = [
 ]
 
 
-def _override_strings(overrides: dict[str, Any]) -> list[str]:
-    """``{"train.batch_size": 16, "model__backbone": "resnet50"}`` -> ``["train.batch_size=16", ...]``.
+def make_config(
+    config: TrainConfig | PathLike | None = None,
+    *,
+    data: Sequence[str] | None = None,
+    task: str | None = None,
+    splits: PathLike | None = None,
+    backbone: str | None = None,
+    weights: str | None = None,
+    epochs: int | None = None,
+    allow_leaks: bool = False,
+    log: Log | None = print,
+    **overrides: Any,
+) -> TrainConfig:
+    """A :class:`~medxfer.config.TrainConfig` from a recipe (name, path, a config, or None: defaults).
 
-    Values are written as YAML (``load_config`` parses them back), so lists and ``None`` survive.
-    """
-    import yaml
-
-    out = []
-    for key, value in overrides.items():
-        dump = yaml.safe_dump(value, default_flow_style=True, width=10**9).strip()
-        dump = dump.removesuffix("\n...").removesuffix("...").strip()
-        out.append(f"{key.replace('__', '.')}={dump}")
-    return out
-
-
-def make_config(config: TrainConfig | PathLike | None = None, **overrides: Any) -> TrainConfig:
-    """A :class:`~medxfer.config.TrainConfig` from a recipe path (or defaults, or a config) plus overrides.
-
-    Override keys are dotted config keys (``**{"train.batch_size": 16}``) or use ``__`` for the dots
-    (``train__batch_size=16``); ``data=[...]``, ``task=...``, ``backbone=...``, ``weights=...`` are shortcuts.
+    ``overrides`` are config keys, dotted (``**{"train.batch_size": 16}``) or with ``__`` for the dots
+    (``train__batch_size=16``). The keywords are ``medxfer train``'s flags, with its policies: another
+    ``backbone`` starts from its own default weights; ``weights="none"`` with the default stages trains
+    every layer (the note goes to ``log``); ``epochs`` sets every stage's epochs.
 
     Example::
 
         cfg = make_config("kermany-binary", task="kermany-binary", train__epochs=1)
     """
-    from dataclasses import asdict
+    from medxfer.workflow.configuring import build_config
 
-    from medxfer.config import TrainConfig, from_dict, load_config
-
-    shortcuts = {"data": "data.specs", "task": "data.task", "splits": "data.splits"}
-    shortcuts |= {"backbone": "model.backbone", "weights": "model.weights"}
-    strings = _override_strings({shortcuts.get(k, k): v for k, v in overrides.items()})
-    if isinstance(config, TrainConfig):
-        from medxfer.config import apply_override
-
-        data = asdict(config)
-        for s in strings:
-            apply_override(data, s)
-        return from_dict(data)
-    return load_config(config, strings)
+    return build_config(
+        config,
+        data=data,
+        task=task,
+        splits=splits,
+        backbone=backbone,
+        weights=weights,
+        epochs=epochs,
+        allow_leaks=allow_leaks,
+        overrides=overrides,
+        log=log,
+    )
 
 
 def check(
@@ -102,28 +93,40 @@ def check(
     probe: bool = False,
     progress: bool = True,
     json_out: PathLike | None = None,
-    **options: Any,
+    min_size: int = 224,
+    mask_boxes: Sequence[Sequence[float]] | None = None,
+    workers: int = 2,
+    near_radius: int = 4,
+    seed: int = 0,
 ) -> CheckReport:
     """Check datasets for leakage, duplicates, source confounding (and shortcuts with ``probe``).
 
-    Returns the :class:`~medxfer.data.check.CheckReport` (``.warnings``, ``.to_dict()``); ``options`` go to
-    :func:`~medxfer.data.check.run_check` (``min_size``, ``mask_boxes``, ...). ``json_out`` also writes it
-    as JSON (e.g. ``runs/NAME/check.json``, which ``evaluate`` repeats in its report).
+    Returns the :class:`~medxfer.data.check.CheckReport` (``.warnings``, ``.to_dict()``). ``min_size``:
+    shorter sides below it are listed; ``mask_boxes``: relative boxes blacked out before probing;
+    ``near_radius``: dHash bits for near duplicates (see :func:`~medxfer.data.check.run_check`).
+    ``json_out`` also writes it as JSON (e.g. ``runs/NAME/check.json``, repeated by ``evaluate``).
 
     Example::
 
         report = medxfer.check("kermany:../shared/data/kermany", task="kermany-binary")
         report.warnings
     """
-    import json
-
     from medxfer.data.check import run_check
-    from medxfer.io import atomic_write_text, json_default
+    from medxfer.workflow.running import write_check_json
 
     table = load_table(list(data), task=task, splits=splits)
-    report = run_check(table, probe=probe, progress=progress, **options)
+    report = run_check(
+        table,
+        min_size=min_size,
+        probe=probe,
+        progress=progress,
+        mask_boxes=mask_boxes,
+        workers=workers,
+        near_radius=near_radius,
+        seed=seed,
+    )
     if json_out is not None:
-        atomic_write_text(json_out, json.dumps(report.to_dict(), indent=2, default=json_default))
+        write_check_json(report, json_out)
     return report
 
 
@@ -151,27 +154,53 @@ def train(
     config: TrainConfig | PathLike | None = None,
     out: PathLike | None = None,
     *,
+    data: Sequence[str] | None = None,
+    task: str | None = None,
+    splits: PathLike | None = None,
+    backbone: str | None = None,
+    weights: str | None = None,
+    epochs: int | None = None,
+    allow_leaks: bool = False,
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
     verbose: bool = False,
+    log: Log | None = print,
     **overrides: Any,
 ) -> Run:
     """Train a classifier (staged transfer learning) into the run folder ``out``; returns its :class:`Run`.
 
-    ``config``: a YAML recipe path, a :class:`~medxfer.config.TrainConfig`, or None (defaults).
-    ``overrides``: see :func:`make_config`; ``resume=True`` continues the killed run; ``verbose``: tips too.
+    ``config``: a recipe name or path, a :class:`~medxfer.config.TrainConfig` (used as given), or None
+    (defaults). The keywords and ``overrides`` are those of :func:`make_config` (``medxfer train``'s
+    flags and policies). ``resume=True`` continues the killed run in ``out``; ``verbose``: tips too.
 
     Example::
 
         run = medxfer.train("kermany-binary", out="runs/kb", train__batch_size=16)
     """
+    from medxfer.config import TrainConfig
     from medxfer.training.pieces import is_ddp_child
     from medxfer.training.runner import train_run
 
     if out is None:
         raise ValueError("train: give out='runs/NAME' (the run folder to create or resume)")
-    cfg = None if resume else make_config(config, **overrides)
+    asked = (data, task, splits, backbone, weights, epochs)
+    as_given = isinstance(config, TrainConfig) and not overrides and not allow_leaks
+    cfg = None
+    if not resume:
+        cfg = config if as_given and all(x is None for x in asked) else None
+        cfg = cfg or make_config(
+            config,
+            data=data,
+            task=task,
+            splits=splits,
+            backbone=backbone,
+            weights=weights,
+            epochs=epochs,
+            allow_leaks=allow_leaks,
+            log=log,
+            **overrides,
+        )
     result = train_run(cfg, out, resume=resume, overwrite=overwrite, progress=progress, verbose=verbose)
     run = Run(result.run_dir, _check=not is_ddp_child())  # DDP ranks > 0 return before model.json exists
     run.train_result = result
@@ -188,15 +217,24 @@ def load_run(path: PathLike) -> Run:
     return Run(path)
 
 
-def ensemble(runs: Sequence[PathLike], out: PathLike, *, log: Any = print, **options: Any) -> Run:
-    """Save 2-16 trained runs as one run ``out`` that predicts the mean of their probabilities; notes go
-    to ``log``; ``options``: ``force``, ``allow_different_splits`` (``inference.ensemble.build_ensemble``).
+def ensemble(
+    runs: Sequence[PathLike],
+    out: PathLike,
+    *,
+    force: bool = False,
+    allow_different_splits: bool = False,
+    log: Log = print,
+) -> Run:
+    """Save 2-16 trained runs as one run ``out`` that predicts the mean of their probabilities.
+
+    ``force``: replace the files of a run already in ``out``; ``allow_different_splits``: members trained
+    on different splits (val/test keep only images no member trained on). Notes go to ``log``.
 
     Example: ``medxfer.ensemble(["runs/kb-s1", "runs/kb-s2"], out="runs/kb-ens").evaluate()``
     """
     from medxfer.inference.ensemble import build_ensemble
 
-    result = build_ensemble(runs, out, **options)
+    result = build_ensemble(runs, out, force=force, allow_different_splits=allow_different_splits)
     for note in result.notes:
         log(note)
     return Run(result.path)
@@ -211,15 +249,20 @@ def tune(
     study: str | None = None,
     out: PathLike | None = None,
     features: PathLike | None = None,
-    log: Any = print,
-    **options: Any,
+    timeout: float | None = None,
+    space: PathLike | None = None,
+    pruner: str = "median",
+    seed: int | None = 0,
+    overrides: Sequence[str] = (),
+    threads: int = 1,
+    log: Log = print,
 ) -> dict[str, Any]:
     """Run (or join) an Optuna study until it holds ``trials`` finished trials; returns its summary.
 
     ``storage`` is any SQLAlchemy URL (``sqlite:///runs/tune.db``, ``postgresql://user@host/db``) so
-    several processes or machines can share a study. Further ``options`` are fields of
-    :class:`medxfer.tuning.search.TuneOptions` (``timeout``, ``pruner``, ``seed``, ``overrides``, ``space``,
-    ``threads``).
+    several processes or machines can share a study. ``timeout``: seconds; ``space``: a search-space
+    YAML; ``pruner``: median | hyperband | none; ``seed``: the sampler's; ``overrides``: ``key=value``
+    strings for the base config; ``threads``: torch threads per fast trial.
 
     Example::
 
@@ -229,173 +272,18 @@ def tune(
     from medxfer.tuning.search import TuneOptions, run_tune
 
     opts = TuneOptions(
-        config=config, trials=trials, fast=fast, storage=storage, study=study, out=out, features=features
+        config=config,
+        trials=trials,
+        timeout=timeout,
+        storage=storage,
+        study=study,
+        space=space,
+        fast=fast,
+        features=features,
+        out=out,
+        pruner=pruner,
+        seed=seed,
+        overrides=list(overrides),
+        threads=threads,
     )
-    for key, value in options.items():
-        if not hasattr(opts, key):
-            raise TypeError(f"tune: unknown option {key!r}")
-        setattr(opts, key, value)
     return run_tune(opts, log=log)
-
-
-class Run(RunNotebook):
-    """A trained run folder: evaluate, predict, explain, export it; ``history``, ``show_batch()``.
-
-    Example::
-
-        run = medxfer.load_run("runs/kb")
-        run.predict("images/")          # DataFrame
-    """
-
-    def __init__(self, path: PathLike, _check: bool = True) -> None:
-        self.path = Path(path)
-        self._predictor: Predictor | None = None
-        self.train_result: TrainResult | None = None  # set by :func:`train` (time, speed, best metric)
-        if _check and not any((self.path / n).is_file() for n in ("model.json", "classical.json")):
-            raise FileNotFoundError(f"{self.path}: not a medxfer run folder (no model.json); train one first")
-
-    def __repr__(self) -> str:
-        return f"Run({str(self.path)!r})"
-
-    @property
-    def info(self) -> ModelInfo:
-        """The run's ``model.json`` (classes, backbone, preprocessing, threshold, validation metrics)."""
-        return self.predictor.info
-
-    @property
-    def class_names(self) -> list[str]:
-        """Class names in the model's output order (binary: ``class_names[1]`` is the positive class)."""
-        return list(self.info.class_names)
-
-    @property
-    def config(self) -> TrainConfig | None:
-        """The resolved recipe saved in the run (None for a run without ``config.yaml``)."""
-        from medxfer.config import load_config
-
-        path = self.path / "config.yaml"
-        return load_config(path) if path.is_file() else None
-
-    @property
-    def predictor(self) -> Predictor:
-        """The run's :class:`~medxfer.inference.predictor.Predictor` (torch engine), loaded once."""
-        from medxfer.inference.predictor import Predictor
-
-        if self._predictor is None:
-            self._predictor = Predictor(self.path)
-        return self._predictor
-
-    def evaluate(
-        self,
-        data: str | Sequence[str] | None = None,
-        split: str | None = None,
-        *,
-        task: str | None = None,
-        splits: PathLike | None = None,
-        drop_unknown: bool = False,
-        **options: Any,
-    ) -> Evaluation:
-        """Evaluate on ``split`` of ``data`` (default: the run's own datasets and ``splits.csv``).
-
-        ``split``: None = test if any, else val (as the CLI); ``"all"``: every row. ``options`` (``name``,
-        ``tta``, ``worst``, ``batch_size``, ``n_boot``, ``seed``) go to evaluate_run; writes RUN/eval/NAME/.
-        Labels of ``data`` the model does not know are an error naming them unless ``drop_unknown``.
-
-        Example::
-
-            ev = run.evaluate(split="val", n_boot=200); ev.metrics["metrics"]["roc_auc"]
-        """
-        from medxfer.data.datasets import refuse_unknown
-        from medxfer.inference.evaluation import evaluate_run
-
-        table = self._table(data, task, splits, split)
-        if data is not None:  # the run's own data: its task left these labels out of training too
-            refuse_unknown(table, [data] if isinstance(data, str) else list(data), drop_unknown)
-        split = split or ("test" if (table.table["split"] == "test").any() else "val")
-        result = evaluate_run(self.path, table, split=None if split == "all" else split, **options)
-        return Evaluation(result, Path(result["eval_dir"]), Path(result["report"]))
-
-    def _table(
-        self, data: str | Sequence[str] | None, task: str | None, splits: PathLike | None, split: str | None
-    ) -> ImageTable:
-        cfg = self.config
-        specs = [data] if isinstance(data, str) else list(data or (cfg.data.specs if cfg else []))
-        if not specs:
-            raise ValueError(f"{self.path}: no datasets in the run's config; pass data='LAYOUT:PATH'")
-        own = self.path / "splits.csv"
-        if splits is None and split != "all" and own.is_file():
-            splits = own
-        own_task = task is None and data is None and cfg is not None
-        label_map = cfg.data.label_map if own_task and cfg else None
-        task = task or (cfg.data.task if cfg else None)
-        return load_table(specs, task=task, splits=splits, label_map=label_map, classes=self.class_names)
-
-    def predict(
-        self, inputs: PathLike | np.ndarray | Sequence[Any], batch_size: int = 32, tta: bool = False
-    ) -> pd.DataFrame | np.ndarray:
-        """Predict files or decoded images.
-
-        Files, folders, globs or a CSV with a ``path`` column -> a DataFrame (``path``, ``label``,
-        ``prob_<class>``, ``threshold``, ``error``: unreadable files get an error, not an exception).
-        A list of arrays (or one array) -> probabilities ``(N, C)``.
-        """
-        import pandas as pd
-
-        from medxfer.inference.files import collect_inputs, predict_files
-
-        if isinstance(inputs, np.ndarray):
-            inputs = [inputs]
-        if isinstance(inputs, str | os.PathLike):
-            inputs = [inputs]
-        items = list(inputs)
-        if items and all(isinstance(x, np.ndarray) for x in items):
-            return self.predictor.predict_arrays(items, batch_size=batch_size, tta=tta)
-        table = predict_files(self.predictor, collect_inputs([str(x) for x in items]), batch_size, tta)
-        df = pd.DataFrame(table.rows, columns=table.columns())
-        for c in self.class_names:
-            df[f"prob_{c}"] = pd.to_numeric(df[f"prob_{c}"])
-        return df
-
-    def explain(
-        self, image: PathLike | np.ndarray, class_name: str | None = None, out: PathLike | None = None
-    ) -> Explanation:
-        """Grad-CAM for one image (file or decoded array) and ``class_name`` (default: the predicted class).
-
-        ``out`` also writes the overlay PNG there.
-        """
-        from medxfer.data.images import read_image
-        from medxfer.evaluate.explain import overlay, save_png
-
-        img = image if isinstance(image, np.ndarray) else read_image(image)
-        proba = self.predictor.predict_arrays([img])[0]
-        label = class_name or self.predictor.labels(proba)[0]
-        if label not in self.class_names:
-            raise ValueError(f"unknown class {label!r}; valid: {', '.join(self.class_names)}")
-        k = self.class_names.index(label)
-        heat = self.predictor.cam(img, k)
-        rgb = overlay(img, heat)
-        if out is not None:
-            save_png(str(out), rgb)
-        return Explanation(label, float(proba[k]), heat, rgb, Path(out) if out is not None else None)
-
-    def export(
-        self,
-        format: str = "onnx",
-        out: PathLike | None = None,
-        check_images: Sequence[np.ndarray] = (),
-        **kw: Any,
-    ) -> ExportResult:
-        """Export to ``onnx`` or ``torchscript`` (``RUN/model.onnx`` by default), checked against PyTorch.
-
-        Example::
-
-            run.export("onnx").max_abs_diff   # < 1e-4
-        """
-        from medxfer.inference.export import export_run
-
-        return export_run(self.path, format, out=out, check_images=check_images, **kw)
-
-    def summary(self, depth: int = 2) -> str:
-        """The model's layer table (output shapes, parameters, trainable) as text."""
-        from medxfer.training.summary import run_summary
-
-        return run_summary(self.path, depth=depth)

@@ -214,11 +214,7 @@ def _build(cls: type, data: dict[str, Any], where: str, prefix: str = "") -> Any
 def from_dict(data: dict[str, Any], where: str = "config") -> TrainConfig:
     """Build a :class:`TrainConfig` from plain data, checking every key."""
     data = dict(data or {})
-    parts = {
-        "data": DataConfig,
-        "model": ModelConfig,
-        "train": TrainOptions,
-    }
+    parts = {"data": DataConfig, "model": ModelConfig, "train": TrainOptions}
     built: dict[str, Any] = {}
     for key, cls in parts.items():
         if key in data:
@@ -394,7 +390,10 @@ def load_config(
 
 
 def save_config(cfg: TrainConfig, path: str | os.PathLike[str]) -> None:
-    """Write the resolved config as YAML (atomically)."""
+    """Write the resolved config as YAML (atomically), data paths absolute (a run is read from anywhere)."""
+    from medxfer.data.datasets import absolute_paths
     from medxfer.io import atomic_write_text
 
-    atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    data = cfg.to_dict()
+    data["data"]["specs"], data["data"]["splits"] = absolute_paths(cfg.data.specs, cfg.data.splits)
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))

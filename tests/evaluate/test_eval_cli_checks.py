@@ -15,11 +15,11 @@ def test_argument_checks_name_the_bad_value(tiny_folder: Path, tiny_run: Path, t
     res = runner.invoke(app, ["evaluate", str(tmp_path), "--split", "bogus"])
     assert res.exit_code == 2 and "not a medxfer run folder (no model.json)" in res.output  # checked first
     res = runner.invoke(app, ["evaluate", str(tiny_run), "--data", str(tiny_folder), "--split", "bogus"])
-    assert res.exit_code == 2 and "--split 'bogus': valid: train, val, test, all" in res.output
+    assert res.exit_code == 2 and "split 'bogus': valid: train, val, test, all" in res.output
     res = runner.invoke(app, ["evaluate", str(tiny_run), "extra"])
     assert res.exit_code == 2 and "unexpected argument(s) extra: datasets follow --data" in res.output
     res = runner.invoke(app, ["evaluate", str(tiny_run)])
-    assert res.exit_code == 2 and "names no data.specs; pass --data LAYOUT:PATH" in res.output
+    assert res.exit_code == 2 and "names no data.specs; pass LAYOUT:PATH" in res.output
     missing = tmp_path / "nowhere.csv"
     data = ["--data", str(tiny_folder)]
     res = runner.invoke(app, ["evaluate", str(tiny_run), *data, "--splits", str(missing)])
@@ -31,5 +31,5 @@ def test_split_on_external_data_only_is_noted(tiny_folder: Path, tiny_run: Path)
     args = ["evaluate", str(tiny_run), "--data", str(tiny_folder), "--split", "test"]
     res = runner.invoke(app, [*args, "--n-boot", "10", "--worst", "0"])
     assert res.exit_code == 0, res.output
-    assert "note: --split test applies to the run's own data; every dataset here is external" in res.output
+    assert "note: split test applies to the run's own data; every dataset here is external" in res.output
     assert "20 images, 20 patients" in res.output and "report: " in res.output

@@ -117,3 +117,15 @@ def test_api_refuses_unknown_unless_dropped(task_run: Path, mixed: Path) -> None
     assert ev.metrics["n_images"] == 8
     assert ev.metrics["dropped_unknown"] == {"covid": 3}  # also in metrics.json
     assert "left out (labels the model does not know): covid: 3 images" in repr(ev)
+
+
+def test_api_label_map_scores_unknown_labels_as_a_class(task_run: Path, mixed: Path) -> None:
+    """``Run.evaluate(label_map=)`` is ``--label-map``: the 3 COVID images scored as pneumonia."""
+    import medxfer
+
+    run = medxfer.load_run(task_run)
+    ev = run.evaluate(f"folder:{mixed}", n_boot=20, worst=0, label_map={"covid": "pneumonia"}, name="m")
+    assert ev.metrics["n_images"] == 11
+    assert not ev.metrics.get("dropped_unknown")
+    ev = run.evaluate(f"folder:{mixed}", n_boot=20, worst=0, label_map={"covid": None}, name="d")
+    assert ev.metrics["n_images"] == 8  # None drops the label, as RAW=- does

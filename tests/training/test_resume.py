@@ -64,3 +64,25 @@ def test_killed_run_resumes_to_the_uninterrupted_run(tiny_resume, tmp_path: Path
     out = resume(run, env)
     assert_same_run(full, run)
     assert f"resumed from {run / 'checkpoints' / 'last.ckpt'}: {message}" in out
+
+
+def test_resume_continues_from_the_checkpoints_weights(tiny_resume, tmp_path: Path) -> None:
+    """The resumed run starts from ``last.ckpt``'s weights, not from a seeded restart (which would give
+    the uninterrupted run): an offset planted in the checkpoint is still in the saved model."""
+    from medxfer.config import load_config
+
+    cfg_file, _, env = tiny_resume
+    cfg = load_config(cfg_file)
+    cfg.train.keep = "last"  # the saved model is the last epoch's, trained on from the checkpoint
+    save_config(cfg, tmp_path / "last.yaml")
+    run = tmp_path / "tampered"
+    run_and_kill(tmp_path / "last.yaml", run, stall_at=3, env=env)
+    path = run / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    key = next(k for k, v in ckpt["state_dict"].items() if k.endswith("weight") and v.ndim == 4)
+    planted = ckpt["state_dict"][key] + 0.5
+    ckpt["state_dict"][key] = planted
+    torch.save(ckpt, path)
+    resume(run, env)
+    final = load_file(str(run / "model.safetensors"))[key.removeprefix("model.")]
+    assert (final - planted).abs().mean().item() < 0.1  # 2 more epochs moved it a little, from there

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING
 
 import typer
 
 from medxfer.commands.common import DATA_HELP, echo_err, fail
+
+if TYPE_CHECKING:
+    from medxfer.workflow.evaluating import EvaluationOutcome
 
 
 def _headline(result: dict) -> str:
@@ -17,143 +20,16 @@ def _headline(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _specs(run: Path, data: list[str] | None, more: list[str] | None) -> list[str]:
-    """``--data A B`` (B arrives as an extra argument), ``--data A --data B``, or the run's own data."""
-    from medxfer.inference.sets import run_data
-
+def _specs(data: list[str] | None, more: list[str] | None) -> list[str] | None:
+    """``--data A B`` (B arrives as an extra argument) or ``--data A --data B``; None: the run's own data."""
     if more and not data:
         fail(f"unexpected argument(s) {' '.join(more)}: datasets follow --data (e.g. --data A B)")
-    specs = [*(data or []), *(more or [])]
-    if specs:
-        return specs
-    try:
-        own = run_data(run)[0]
-    except ValueError as exc:
-        fail(str(exc))
-    if not own:
-        fail(f"no --data given and {run / 'config.yaml'} names no data.specs; pass --data LAYOUT:PATH")
-    return own
+    return [*(data or []), *(more or [])] or None
 
 
-def _report_leaks(sets: list) -> None:
-    for s in sets:
-        if s.leaks:
-            echo_err(
-                f"warning: {len(s.leaks)} image(s) of {', '.join(s.specs)} are training/validation images "
-                "of the run (a leak); left out of the score and listed in leaks.csv:"
-            )
-            for leak in s.leaks[:10]:
-                echo_err(f"  {leak['path']}: {leak['match']}, {leak['seen_split']} image {leak['seen_path']}")
-            if len(s.leaks) > 10:
-                echo_err(f"  ... and {len(s.leaks) - 10} more")
-
-
-class _OwnData(NamedTuple):
-    """The run's own data (RUN/config.yaml), the label task and the splits file evaluations use, the
-    model's classes and whether labels it does not know are dropped (``--drop-unknown``)."""
-
-    specs: list[str]
-    task: str | None
-    label_map: dict | None
-    splits: Path
-    classes: list[str]
-    drop_unknown: bool = False
-
-
-def _calibrate(
-    run: Path,
-    local: tuple[str, str, float],
-    own: _OwnData,
-    leak_check: bool,
-    seed: int,
-    batch_size: int,
-    tta: bool,
-    n_boot: int,
-):  # noqa: ANN202
-    """``--calibrate-on``: fit, store in model.json, print before/after; returns the set to report on.
-
-    ``local``: ``(--calibrate-on, --calibrate-fit, --calibrate-fraction)``.
-    """
-    from medxfer.inference.calibration import before_after_lines, calibrate_local
-
-    spec, fit, fraction = local
-    rest, result = calibrate_local(
-        run,
-        spec,
-        own.task,
-        own.label_map,
-        leak_check,
-        fit=fit,
-        fraction=fraction,
-        seed=seed,
-        batch_size=batch_size,
-        tta=tta,
-        n_boot=n_boot,
-        drop_unknown=own.drop_unknown,
-    )
-    t = "" if result["threshold"] is None else f", threshold {result['threshold']:.4f}"
-    echo_err(
-        f"calibration fitted on {result['fit_images']} images of {spec}: temperature "
-        f"{result['temperature']:.3f}{t}; written to {run / 'model.json'}"
-    )
-    echo_err(f"on the other {result['report_images']} images (never the fitted ones):")
-    for line in before_after_lines(result):
-        echo_err("  " + line)
-    return rest
-
-
-def _check_run(run: Path, split: str | None) -> None:
-    if not (run / "model.json").is_file():
-        fail(f"{run}: not a medxfer run folder (no model.json); train one first")
-    if split is not None and split not in ("train", "val", "test", "all"):
-        fail(f"--split {split!r}: valid: train, val, test, all")
-
-
-def _own_data(
-    run: Path, task: str | None, splits: Path | None, label_map: list[str] | None, drop_unknown: bool
-) -> _OwnData:
-    """The run's data specs and label map; ``--task``, ``--splits`` and ``--label-map`` (over the run's
-    map) or their defaults from the run."""
-    from medxfer.data.datasets import parse_label_map
-    from medxfer.inference.sets import run_data
-    from medxfer.runs import read_model_info
-
-    try:
-        own_specs, own_task, own_map = run_data(run)
-        extra = parse_label_map(label_map or [])
-        classes = list(read_model_info(run).class_names)
-    except ValueError as exc:
-        fail(str(exc))
-    splits = splits if splits is not None else run / "splits.csv"
-    if not splits.is_file() and splits != run / "splits.csv":
-        fail(f"{splits}: splits file not found")
-    merged = {**(own_map or {}), **extra} or None
-    return _OwnData(own_specs, task or own_task, merged, splits, classes, drop_unknown)
-
-
-def _announce(sets: list, split: str | None) -> None:
-    """On stderr: what each set is, a note when ``--split`` has no internal set to apply to, leaks."""
-    if split is not None and not any(s.kind == "internal" for s in sets):
-        echo_err(f"note: --split {split} applies to the run's own data; every dataset here is external")
-    for s in sets:
-        echo_err(s.describe())
-    _report_leaks(sets)
-
-
-def _choose_threshold(run: Path, sets: list, own: _OwnData, rule: str, batch_size: int, tta: bool) -> None:
-    """``--choose-threshold``: pick it on the val split of the run's own data, store it in model.json."""
-    from medxfer.inference import evaluation as runner
-    from medxfer.inference.sets import internal_set
-
-    specs = next((s.specs for s in sets if s.kind == "internal"), own.specs)
-    val = internal_set(specs, own.splits, "val", own.task, own.label_map, own.classes).table
-    t = runner.choose_threshold(run, val, rule, batch_size, tta)
-    echo_err(f"threshold {t:.4f} ({rule} on the val split) written to {run / 'model.json'}")
-
-
-def _print_results(sets: list, done: dict) -> None:
+def _print_results(done: EvaluationOutcome) -> None:
     """On stdout: per set, its size, rule, headline metrics with CIs and report; then generalisation."""
-    for s, result in zip(sets, done["results"], strict=True):
+    for s, result in zip(done.sets, done.results, strict=True):
         unit = result["bootstrap"]["unit"]
         print(f"== {result['name']}: {s.describe()}")
         print(
@@ -165,10 +41,10 @@ def _print_results(sets: list, done: dict) -> None:
 
             print(summary_text(result["stress"]))
         print(f"report: {result['report']}")
-    if done["generalisation"] is not None:
+    if done.generalisation is not None:
         from medxfer.evaluate.generalisation import render_markdown
 
-        gen = done["generalisation"]
+        gen = done.generalisation
         print(render_markdown(gen, "Generalisation").split("\n", 4)[-1])
         print(f"generalisation report: {gen['report']}")
 
@@ -255,44 +131,37 @@ def evaluate(
     Internal data gives RUN/eval/<split>/; each external dataset RUN/eval/external-<name>/ and, with
     the run's val/test evaluations, the generalisation table RUN/eval/generalisation/.
     """
-    from medxfer.data.datasets import DatasetError
-    from medxfer.inference.sets import evaluate_sets, plan_sets
+    from medxfer.data.datasets import DatasetError, parse_label_map
+    from medxfer.workflow.evaluating import Calibration
+    from medxfer.workflow.evaluating import evaluate as run_evaluation
 
-    _check_run(run, split)
-    specs = [] if calibrate_on and not (data or more) else _specs(run, data, more)
-    own = _own_data(run, task, splits, label_map, drop_unknown)
+    local = Calibration(calibrate_on, calibrate_fit, calibrate_fraction) if calibrate_on else None
     try:
-        sets = (
-            plan_sets(
-                specs, own.splits, split, own.task, own.label_map, leak_check, own.classes, own.drop_unknown
-            )
-            if specs
-            else []
-        )
-        if calibrate_on:
-            local = (calibrate_on, calibrate_fit, calibrate_fraction)
-            sets.insert(0, _calibrate(run, local, own, leak_check, seed, batch_size, tta, n_boot))
-        _announce(sets, split)
-        if choose_threshold:
-            _choose_threshold(run, sets, own, choose_threshold, batch_size, tta)
-        done = evaluate_sets(
+        done = run_evaluation(
             run,
-            sets,
+            _specs(data, more),
+            split=split,
+            task=task,
+            splits=splits,
+            label_map=parse_label_map(label_map or []),
+            drop_unknown=drop_unknown,
             name=name,
             tta=tta,
-            internal=(own.specs, own.task, own.label_map),
-            log=echo_err,
             worst=worst,
             batch_size=batch_size,
             n_boot=n_boot,
             seed=seed,
+            leak_check=leak_check,
             stress=stress,
             stress_images=stress_images,
             progress=not quiet,
+            threshold_rule=choose_threshold,
+            calibration=local,
+            log=echo_err,
         )
     except (DatasetError, ValueError, FileNotFoundError) as exc:
         fail(str(exc))
-    _print_results(sets, done)
+    _print_results(done)
 
 
 def explain(

@@ -21,58 +21,31 @@ def _config(
     epochs: int | None = None,
     allow_leaks: bool = False,
 ):  # noqa: ANN202
-    from medxfer.config import ConfigError, load_config
+    """The flags as :func:`medxfer.workflow.configuring.build_config` arguments (its policies apply)."""
+    from medxfer.config import ConfigError
+    from medxfer.workflow.configuring import build_config
 
-    overrides = list(sets or [])
-    if allow_leaks:
-        overrides.append("data.allow_leaks=true")
-    if backbone is not None and weights is None:
-        weights = "default"  # another backbone starts from its own listed default weights
-    if data:
-        overrides.append(f"data.specs={data!r}")
-    for key, value in (
-        ("data.task", task),
-        ("data.splits", splits),
-        ("model.backbone", backbone),
-        ("model.weights", weights),
-    ):
-        if value is not None:
-            overrides.append(f"{key}={str(value)!r}")
-    for key, value in scale.items():
-        if value is not None:
-            overrides.append(f"train.{key}={value}")
+    hardware = [f"train.{key}={value}" for key, value in scale.items() if value is not None]
     try:
-        cfg = load_config(config, overrides)
+        return build_config(
+            config,
+            data=data,
+            task=task,
+            splits=splits,
+            backbone=backbone,
+            weights=weights,
+            epochs=epochs,
+            allow_leaks=allow_leaks,
+            sets=[*(sets or []), *hardware],
+            log=_note,
+        )
     except ConfigError as exc:
         fail(str(exc))
-    _scratch(cfg, custom_stages=config is not None or any(s.startswith("stages") for s in sets or []))
-    if epochs is not None:
-        if epochs < 1:
-            fail(f"--epochs {epochs}: give at least 1")
-        for stage in cfg.stages:
-            stage.epochs = epochs
-    return cfg
 
 
-def _scratch(cfg, custom_stages: bool) -> None:  # noqa: ANN001
-    """Default stages + no pretrained weights: train all layers (every epoch, the same epochs in all);
-    a recipe's own stages that keep part of a random network frozen: warn."""
-    from medxfer.config import StageConfig
-
-    frozen = [s.name for s in cfg.stages if s.trainable != "all"]
-    if cfg.model.weights != "none" or not frozen:
-        return
-    if custom_stages:
-        typer.secho(
-            f"warning: model.weights=none: {cfg.model.backbone} starts from random weights, but stage(s) "
-            f"{', '.join(frozen)} train only part of it (a random frozen backbone learns little); "
-            "give stages with trainable: all, or pretrained weights",
-            fg=typer.colors.YELLOW,
-            err=True,
-        )
-        return
-    cfg.stages = [StageConfig(name="scratch", epochs=cfg.total_epochs, trainable="all", lr=1e-3)]
-    typer.echo(f"note: {cfg.model.backbone} has no pretrained weights here: all layers train in every epoch")
+def _note(message: str) -> None:
+    warning = message.startswith("warning")
+    typer.secho(message, fg=typer.colors.YELLOW if warning else None, err=warning)
 
 
 def train(
@@ -147,19 +120,14 @@ def lr_find(
     stage: int = typer.Option(0, help="Which stage's trainable set to test."),
 ) -> None:
     """LR range test for one stage of a recipe: saves the loss-vs-rate plot, prints the suggestion."""
-    import tempfile
-
-    from medxfer.training.fit import setup
-    from medxfer.training.lr_find import lr_range_test
-    from medxfer.training.runner import resolve_data
+    from medxfer.config import ConfigError
+    from medxfer.workflow.lr import find_lr
 
     cfg = _config(config, data, task, splits, None, None, sets, {})
-    with tempfile.TemporaryDirectory() as tmp:
-        table = resolve_data(cfg, Path(tmp), resume=False)
-    s = setup(cfg, table)
-    if cfg.stages[stage].trainable != "head":  # a stage that trains the backbone needs image batches
-        s.data.stage_mode = lambda epoch: ("images", cfg.stages[stage].augment or cfg.train.augment, -1)
-    result = lr_range_test(s.module, s.data, cfg.stages[stage], out)
+    try:
+        result = find_lr(cfg, stage, out)
+    except ConfigError as exc:
+        fail(str(exc))
     typer.echo(f"suggested lr: {result['suggestion']:.2e}  (plot: {out})")
 
 

@@ -35,10 +35,6 @@ def tune(
     from medxfer.config import ConfigError
     from medxfer.data.datasets import DatasetError
 
-    if pruner not in ("median", "hyperband", "none"):
-        fail(f"--pruner {pruner!r}; valid: median, hyperband, none")
-    if features is not None and not fast:
-        fail("--features is for --fast mode only")
     try:
         summary = api_tune(
             config,

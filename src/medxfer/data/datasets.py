@@ -137,9 +137,47 @@ def parse_spec(spec: str) -> tuple[str, Path, dict[str, str]]:
     return "folder", Path(body).expanduser(), options
 
 
+def resolve_path(path: str | os.PathLike[str], fallback: str | os.PathLike[str] | None = None) -> Path:
+    """``path`` made absolute: against the working directory when it exists there, else against
+    ``fallback`` (e.g. the folder of an old run that stored relative paths) when it exists there."""
+    path = Path(path).expanduser()
+    if path.is_absolute() or path.exists() or fallback is None or not (Path(fallback) / path).exists():
+        return Path(os.path.abspath(path))
+    return Path(os.path.abspath(Path(fallback) / path))
+
+
+def absolute_spec(spec: str, fallback: str | os.PathLike[str] | None = None) -> str:
+    """``LAYOUT:PATH?options`` with PATH absolute (see :func:`resolve_path`): what a run stores, so it
+    evaluates from any working directory. A relative PATH found nowhere is left as given (its error
+    names it as the user wrote it).
+
+    Example: ``absolute_spec("kermany:../data/kermany")`` -> ``"kermany:/home/me/data/kermany"``.
+    """
+    layout, path, _ = parse_spec(spec)
+    if not path.is_absolute() and not path.exists():
+        if fallback is None or not (Path(fallback) / path).exists():
+            return spec
+    query = spec.rpartition("?")[2] if "?" in spec else ""
+    return f"{layout}:{resolve_path(path, fallback)}" + (f"?{query}" if query else "")
+
+
+def absolute_paths(
+    specs: list[str], splits: str | None, fallback: str | os.PathLike[str] | None = None
+) -> tuple[list[str], str | None]:
+    """A config's ``data.specs`` and ``data.splits`` with absolute paths (:func:`absolute_spec`)."""
+    return [absolute_spec(s, fallback) for s in specs], str(
+        resolve_path(splits, fallback)
+    ) if splits else None
+
+
 def load_dataset(spec: str) -> pd.DataFrame:
-    """List one dataset spec into a raw table (raw label names, no mapping); decodes no image."""
+    """List one dataset spec into a raw table (raw label names, no mapping); decodes no image.
+
+    Image paths are absolute (the spec's path resolved against the working directory), so a run's
+    ``splits.csv`` names its images from wherever it is read.
+    """
     layout, path, options = parse_spec(spec)
+    path = Path(os.path.abspath(path))
     frame = get_layout(layout)(path, options)
     if frame.empty:
         raise DatasetError(f"{path}: no images found (layout {layout})")
@@ -200,7 +238,7 @@ def _assign_labels(
             frame["raw_label"][unmapped]
         )
     canonical = {c.casefold(): c for c in classes}
-    names = names.map(lambda n: None if n is None else canonical.get(str(n).casefold(), _UNMAPPED))
+    names = names.map(lambda n: None if pd.isna(n) else canonical.get(str(n).casefold(), _UNMAPPED))
     unknown = names == _UNMAPPED
     dropped = _counts(frame["raw_label"][unknown])
     keep = names.notna() & ~unknown

@@ -108,6 +108,26 @@ def save_splits(table: ImageTable, path: str | os.PathLike[str]) -> None:
     atomic_write_text(path, table.table[list(SPLITS_COLUMNS)].to_csv(index=False))
 
 
+def read_splits(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """The rows of a splits.csv with absolute ``path`` values.
+
+    Runs written before paths were stored absolute hold paths relative to where they were trained:
+    each is tried against the working directory first, then against the file's folder.
+    """
+    from medxfer.data.datasets import resolve_path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: splits file not found")
+    try:
+        saved = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: not a readable splits CSV ({exc})") from None
+    if "path" in saved.columns:
+        saved["path"] = [p if os.path.isabs(p) else str(resolve_path(p, path.parent)) for p in saved["path"]]
+    return saved
+
+
 def apply_splits(table: ImageTable, path: str | os.PathLike[str]) -> ImageTable:
     """Set ``split`` from a splits.csv (paths matched exactly); rows it does not list get ``""``.
 
@@ -119,13 +139,7 @@ def apply_splits(table: ImageTable, path: str | os.PathLike[str]) -> ImageTable:
         DatasetError: the file lacks path/split columns, has an unknown split value, or matches
             none of the table's paths.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: splits file not found")
-    try:
-        saved = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: not a readable splits CSV ({exc})") from None
+    saved = read_splits(path)
     absent = [c for c in ("path", "split") if c not in saved.columns]
     if absent:
         raise DatasetError(
@@ -136,16 +150,17 @@ def apply_splits(table: ImageTable, path: str | os.PathLike[str]) -> ImageTable:
         raise DatasetError(f"{path}: unknown split value(s) {bad}; valid: train, val, test")
     lookup = dict(zip(saved["path"], saved["split"], strict=True))
     frame = table.table.copy()
-    matched = frame["path"].isin(lookup.keys())
+    keys = frame["path"].map(os.path.abspath)
+    matched = keys.isin(lookup.keys())
     if len(frame) and not matched.any():
         raise DatasetError(
             f"{path}: none of its {len(saved)} paths matches the {len(frame)} images of the data "
             f"(e.g. {saved['path'].iloc[0] if len(saved) else '-'} vs {frame['path'].iloc[0]})"
         )
-    frame["split"] = frame["path"].map(lookup).fillna("").astype(str)
+    frame["split"] = keys.map(lookup).fillna("").astype(str)
     if "patient_id" in saved.columns:
         patients = dict(zip(saved["path"], saved["patient_id"], strict=True))
-        listed = frame["path"].map(patients)
+        listed = keys.map(patients)
         frame["patient_id"] = listed.where(listed.fillna("") != "", frame["patient_id"]).astype(str)
     return table.with_table(frame)
 

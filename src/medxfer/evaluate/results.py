@@ -7,7 +7,7 @@ so they show inline in Jupyter and can be saved or embedded anywhere.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +36,21 @@ def png_figure(path: str | os.PathLike[str]) -> Figure:
 
 @dataclass
 class Evaluation:
-    """What :meth:`Run.evaluate` wrote and found: ``metrics`` (the metrics.json dict), ``report`` (html)."""
+    """What :meth:`Run.evaluate` wrote and found: ``metrics`` (the metrics.json dict), ``report`` (html).
+
+    ``description``: what the images are (internal split or external data); ``excluded``: external images
+    left out as copies of the run's training/validation images (``path``, ``match``, ``seen_path``,
+    ``seen_split``); ``generalisation``: the internal-vs-external table (None without external data);
+    ``others``: the evaluations of further datasets of the same call.
+    """
 
     metrics: dict[str, Any]
     eval_dir: Path
     report: Path
+    description: str = ""
+    excluded: list[dict[str, str]] = field(default_factory=list)
+    generalisation: dict[str, Any] | None = None
+    others: list[Evaluation] = field(default_factory=list)
 
     @property
     def figures(self) -> dict[str, Figure]:

@@ -81,11 +81,11 @@ class EvalSet:
 
 def read_listed(splits_path: str | os.PathLike[str] | None) -> pd.DataFrame | None:
     """The rows of a run's ``splits.csv`` (path, split, ...), or None when there is no such file."""
-    import pandas as pd
+    from medxfer.data.splits import read_splits
 
     if splits_path is None or not Path(splits_path).is_file():
         return None
-    frame = pd.read_csv(splits_path, dtype=str, keep_default_na=False)
+    frame = read_splits(splits_path)
     if "path" not in frame.columns or "split" not in frame.columns:
         raise ValueError(f"{splits_path}: a splits file needs path and split columns")
     return frame
@@ -243,8 +243,13 @@ def plan_sets(
 
 
 def run_data(run_dir: str | os.PathLike[str]) -> tuple[list[str], str | None, dict[str, str | None] | None]:
-    """``data.specs``, ``data.task`` and ``data.label_map`` of ``RUN/config.yaml`` (empty when absent)."""
+    """``data.specs``, ``data.task`` and ``data.label_map`` of ``RUN/config.yaml`` (empty when absent).
+
+    Specs are absolute; a relative one (a run made before they were stored so) is found from the working
+    directory or else from the run folder."""
     import yaml
+
+    from medxfer.data.datasets import absolute_spec
 
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
@@ -256,7 +261,7 @@ def run_data(run_dir: str | os.PathLike[str]) -> tuple[list[str], str | None, di
     section = data.get("data") if isinstance(data, dict) else None
     if not isinstance(section, dict):
         return [], None, None
-    specs = [os.path.expandvars(str(s)) for s in section.get("specs") or []]
+    specs = [absolute_spec(os.path.expandvars(str(s)), run_dir) for s in section.get("specs") or []]
     return specs, section.get("task"), section.get("label_map")
 
 

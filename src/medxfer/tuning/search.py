@@ -72,9 +72,14 @@ def fast_features(
 
 def _prepare(opts: TuneOptions) -> tuple[TrainConfig, str, Path]:
     from medxfer.config import load_config
+    from medxfer.tuning.study import PRUNERS
 
     if opts.trials < 1:
         raise ValueError(f"--trials {opts.trials}: give 1 or more")
+    if opts.pruner not in PRUNERS:  # checked before any features are extracted or trials run
+        raise ValueError(f"--pruner {opts.pruner!r}; valid: {', '.join(PRUNERS)}")
+    if opts.features is not None and not opts.fast:
+        raise ValueError("--features is for --fast mode only")
     cfg = load_config(opts.config, opts.overrides)
     name = opts.study or f"{cfg.name}-{'fast' if opts.fast else 'full'}"
     out = Path(opts.out) if opts.out else Path("runs") / "tune" / name
