@@ -87,9 +87,10 @@ def test_the_last_stage_must_train_at_the_model_size() -> None:
     assert [s.input_size for s in ok.stages] == [160, 224]
 
 
-def test_killed_across_the_size_change_resumes_to_the_uninterrupted_run(tmp_path: Path) -> None:
+def test_killed_across_the_size_change_resumes_to_the_uninterrupted_run_with_its_ema(tmp_path: Path) -> None:
     env = {**os.environ, "MEDXFER_CACHE": str(tmp_path / "cache")}
-    cfg = progressive_config(make_folder_dataset(tmp_path / "data", per_class=16, size=48))
+    data = make_folder_dataset(tmp_path / "data", per_class=16, size=48)
+    cfg = progressive_config(data, ema=0.9, keep="last")  # the EMA must survive the kill as well
     cfg_file = tmp_path / "cfg.yaml"
     save_config(cfg, cfg_file)
     full, run = tmp_path / "full", tmp_path / "killed"

@@ -210,8 +210,7 @@ def setup(cfg: TrainConfig, table, resume: bool = False, progress: bool = True) 
 
 def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=None, progress: bool = True):  # noqa: ANN001, ANN201
     """Build everything, run ``Trainer.fit`` over all stages, and write the model and its summary."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
+    from medxfer.training.averaging import weight_average
     from medxfer.training.callbacks import EpochHook, History, LastStageEarlyStopping, ResumeReport
     from medxfer.training.module import StageCallback
     from medxfer.training.pieces import TrainResult
@@ -226,19 +225,7 @@ def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=
     s = setup(cfg, table, restore, progress)  # without a checkpoint a resumed run starts like a fresh one
     _resolve_auto_lr(cfg, s.data, s.module, run_dir)
     monitor, mode = cfg.train.monitor, direction(cfg.train.monitor)[:3]  # "min" / "max"
-    best_ckpt = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints",
-        filename="best",
-        monitor=monitor,
-        mode=mode,
-        enable_version_counter=False,
-    )
-    # Every epoch, after best.ckpt (so it holds the best callback's new state). Lightning's own
-    # save_last writes last.ckpt only when a top-k checkpoint was saved: a run killed after epochs
-    # without improvement would resume from the last improvement instead of the last epoch.
-    last_ckpt = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints", filename="last", monitor=None, enable_version_counter=False
-    )
+    best_ckpt, last_ckpt = _checkpoints(run_dir, monitor, mode)
     history = History(run_dir, cfg.stages)
     callbacks: list = [StageCallback(cfg, _steps_per_epoch(cfg, s.n_train)), history, best_ckpt, last_ckpt]
     if restore:
@@ -251,12 +238,17 @@ def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=
         )
     if epoch_callback is not None:
         callbacks.append(EpochHook(epoch_callback))
+    average = weight_average(cfg)
+    if average is not None:
+        callbacks.insert(1, average)  # before History and the checkpoints: validation sees the average
     trainer = _trainer(cfg, run_dir, callbacks, progress)
     t0 = time.perf_counter()
     trainer.fit(s.module, datamodule=s.data, ckpt_path=str(last) if restore else None)
     elapsed = time.perf_counter() - t0
     if not trainer.is_global_zero:
         return TrainResult(run_dir, float("nan"))
+    if average is not None:
+        average.apply(s.module.model)  # the saved weights are the average (train.keep is last)
     result = _finish(cfg, history.rows, best_ckpt, s.module, s.info, run_dir, s.n_train, elapsed)
     # the config and the best epoch's validation metrics, side by side in TensorBoard's HPARAMS tab
     metrics = {f"hp/{k}": float(v) for k, v in result.metrics.items() if isinstance(v, int | float)}
@@ -264,6 +256,21 @@ def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=
         if type(logger).__name__ == "TensorBoardLogger":
             logger.log_hyperparams(flat_hparams(cfg), metrics or {"hp/best_metric": result.best_metric})
     return result
+
+
+def _checkpoints(run_dir: Path, monitor: str, mode: str):  # noqa: ANN202
+    """``(best, last)`` checkpoint callbacks writing ``run_dir/checkpoints/{best,last}.ckpt``."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    folder = run_dir / "checkpoints"
+    best = ModelCheckpoint(
+        dirpath=folder, filename="best", monitor=monitor, mode=mode, enable_version_counter=False
+    )
+    # Every epoch, after best.ckpt (so it holds the best callback's new state). Lightning's own
+    # save_last writes last.ckpt only when a top-k checkpoint was saved: a run killed after epochs
+    # without improvement would resume from the last improvement instead of the last epoch.
+    last = ModelCheckpoint(dirpath=folder, filename="last", monitor=None, enable_version_counter=False)
+    return best, last
 
 
 def _finish(  # noqa: ANN202
