@@ -60,9 +60,7 @@ def main() -> None:
         ("bf16 autocast, NCHW", True, False, False),
         ("bf16 autocast, channels_last model + input", True, True, True),
     ]
-    print(
-        f"| variant ({args.size} px, batch {args.batch}, {args.threads} thr) | img/s (wall) | img/CPU-s |"
-    )
+    print(f"| variant ({args.size} px, batch {args.batch}, {args.threads} thr) | img/s (wall) | img/CPU-s |")
     print("|---|---|---|")
     for name, bf16, model_cl, input_cl in variants:
         wall, cpu = _speed(args.size, args.batch, args.batches, bf16, model_cl, input_cl)
