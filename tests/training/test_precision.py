@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_learning import kermany_config
+from test_learning import AUC_FLOOR, HEAD, kermany_config
 
 from medxfer.config import ConfigError, load_config
 from medxfer.config_checks import PRECISIONS
@@ -80,14 +80,12 @@ def test_bf16_mixed_training_learns_real_xrays(kermany_small: Path, tmp_path: Pa
         return out
 
     monkeypatch.setattr(ClassifierModule, "forward", recording)
-    stages = [
-        {"name": "head", "epochs": 1, "trainable": "head", "lr": 3e-3},
-        {"name": "ft", "epochs": 1, "trainable": "last:2", "lr": 5e-4, "backbone_lr_mult": 0.3},
-    ]
-    cfg = kermany_config(kermany_small, stages)
-    cfg.train.precision = "bf16-mixed"
+    # the head stage of test_learning, run on images (not cached embeddings) so that every batch goes
+    # through the backbone under bf16 autocast; emulated bf16 (no avx512_bf16) is ~5x slower than fp32
+    cfg = kermany_config(kermany_small, [HEAD])
+    cfg.train.precision, cfg.train.feature_cache = "bf16-mixed", False
     train_run(cfg, tmp_path / "run", progress=False)
     assert torch.bfloat16 in dtypes  # the run computed under bf16 autocast
     aucs = [float(r["val_auc"]) for r in csv.DictReader((tmp_path / "run" / "metrics.csv").open())]
-    # fp32 on this subset: 0.895 after the 1-epoch head stage (test_learning); chance is 0.5
-    assert min(aucs) >= 0.8, aucs
+    # fp32 on this subset: 0.98 after the first epoch of this stage (test_learning); chance is 0.5
+    assert len(aucs) == 2 and min(aucs) >= AUC_FLOOR, aucs
