@@ -7,10 +7,10 @@ what types cannot say: choices, ranges, and how stages, sizes and training optio
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from medxfer.config import TrainConfig
+# A medxfer.config.TrainConfig; not imported, even for type checking: config imports this module
+TrainConfig = Any
 
 LOGGERS = ("tensorboard", "csv", "mlflow")
 # Lightning's precision names (tests/training/test_levers.py checks them against Lightning's own list);
