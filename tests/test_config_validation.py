@@ -93,7 +93,9 @@ def test_unknown_top_level_keys_are_refused_not_dropped(tmp_path: Path) -> None:
     recipe.write_text("trian:\n  batch_size: 3\nmodel:\n  backbone: custom_cnn\n")
     valid = "valid: ['data', 'model', 'name', 'stages', 'train']"
     with pytest.raises(
-        ConfigError, match=r"typo.yaml: unknown key\(s\) \['trian'\]; " + valid.replace("[", r"\[")
+        ConfigError,
+        match=r"typo.yaml: unknown key\(s\) \['trian'\]; did you mean 'train'\?; "
+        + valid.replace("[", r"\["),
     ):
         load_config(recipe)
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['trian'\]"):

@@ -19,6 +19,10 @@ from typing import Any
 
 import yaml
 
+# ConfigError and validate live with the checks; imported from here by callers, as always
+from medxfer.config_checks import ConfigError as ConfigError
+from medxfer.config_checks import validate as validate
+from medxfer.config_checks import validate_sizes
 from medxfer.recipes import RecipeError, did_you_mean, find_recipe
 
 
@@ -61,7 +65,9 @@ class StageConfig:
     block nearest the head learns at ``lr * mult``, each earlier block ``lr_decay`` times slower
     (discriminative rates, fastai style). ``augment`` overrides the train augmentation for this stage.
     ``bn``: ``train`` (BatchNorm statistics of the trained blocks follow the new data) or ``frozen``
-    (they keep the pretrained statistics; their scale/shift still learn).
+    (they keep the pretrained statistics; their scale/shift still learn). ``input_size``: the side
+    this stage trains and validates at (progressive resizing: e.g. 160 px, then the final stage at
+    the model's size; None = the model's size). The last stage must train at the model's size.
     """
 
     name: str = "stage"
@@ -72,6 +78,7 @@ class StageConfig:
     lr_decay: float = 0.5
     augment: str | dict | None = None
     bn: str = "train"
+    input_size: int | None = None
 
 
 @dataclass
@@ -99,7 +106,10 @@ class TrainOptions:
     devices: int | str = 1
     strategy: str = "auto"
     num_nodes: int = 1
-    precision: str | None = None  # None: 16-mixed on GPU, 32 on CPU
+    precision: str | None = "auto"  # auto (None): 16-mixed on GPU, bf16-mixed on a bf16 CPU, else 32-true
+    channels_last: bool = True  # image batches in NHWC too (weights always are): faster, bench/RESULTS.md
+    ema: float | None = None  # decay of an exponential moving average of the weights (saved model = EMA)
+    swa_epochs: int | None = None  # saved model = uniform average of the weights after the last N epochs
     max_batches_per_epoch: int | None = None  # cap for quick runs (None: whole split)
     loggers: list[str] = field(default_factory=lambda: ["tensorboard", "csv"])  # + mlflow
     mlflow_uri: str | None = None  # None: a local file store RUN/mlruns (no server); or an MLflow URI
@@ -129,13 +139,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-LOGGERS = ("tensorboard", "csv", "mlflow")
-
-
-class ConfigError(ValueError):
-    """A config file or override that cannot be used; the message names the key and valid choices."""
 
 
 _TYPE_WORDS = {
@@ -228,6 +231,7 @@ def from_dict(data: dict[str, Any], where: str = "config") -> TrainConfig:
     try:
         validate(cfg)
         _resolve_weights(cfg)
+        validate_sizes(cfg)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return cfg
@@ -252,70 +256,6 @@ def _legacy(part: str, data: Any) -> Any:
         grouped = data.pop("group_duplicates")
         data.setdefault("duplicates", "group" if grouped else "keep")
     return data
-
-
-def validate(cfg: TrainConfig) -> None:
-    """Raise :class:`ConfigError` for values that cannot work (before any training starts)."""
-    if not cfg.stages:
-        raise ConfigError("stages is empty; give at least one stage")
-    for i, s in enumerate(cfg.stages):
-        ok = s.trainable in ("head", "all") or (s.trainable.startswith("last:") and s.trainable[5:].isdigit())
-        if not ok:
-            raise ConfigError(f"stages[{i}].trainable={s.trainable!r}; valid: head, all, last:K")
-        if isinstance(s.lr, str) and s.lr != "auto":
-            raise ConfigError(f"stages[{i}].lr={s.lr!r}; give a number or 'auto'")
-        if s.epochs < 0 or s.bn not in ("train", "frozen"):
-            raise ConfigError(f"stages[{i}]: epochs={s.epochs} must be >= 0, bn={s.bn!r} train or frozen")
-    from medxfer.evaluate.monitors import monitors
-
-    choices = {
-        "train.optimizer": (cfg.train.optimizer, ("adamw", "adam", "sgd")),
-        "train.scheduler": (cfg.train.scheduler, ("onecycle", "cosine", "constant")),
-        "train.imbalance": (cfg.train.imbalance, ("none", "class_weights", "balanced_sampler")),
-        "train.monitor": (cfg.train.monitor, tuple(monitors())),
-        "train.keep": (cfg.train.keep, ("best", "last")),
-        "model.output": (cfg.model.output, ("softmax", "sigmoid")),
-        "model.preprocess": (cfg.model.preprocess, ("none", "equalize", "clahe")),
-        "data.channels": (cfg.data.channels, ("auto", "gray", "rgb")),
-        "data.duplicates": (cfg.data.duplicates, ("group", "drop-cross-class", "keep")),
-    }
-    for key, (value, valid) in choices.items():
-        if value not in valid:
-            raise ConfigError(f"{key}={value!r}; valid: {', '.join(valid)}")
-    unknown = [x for x in cfg.train.loggers if x not in LOGGERS]
-    if unknown:
-        raise ConfigError(f"train.loggers: unknown {unknown}; valid: {', '.join(LOGGERS)}")
-    _validate_numbers(cfg)
-    _validate_augment(cfg)
-
-
-def _validate_numbers(cfg: TrainConfig) -> None:
-    minimum = {
-        "train.batch_size": (cfg.train.batch_size, 1),
-        "data.limit_per_class": (cfg.data.limit_per_class, 1),
-        "train.max_batches_per_epoch": (cfg.train.max_batches_per_epoch, 1),
-        "model.input_size": (cfg.model.input_size, 8),
-        "train.num_workers": (cfg.train.num_workers, 0),
-    }
-    for key, (value, low) in minimum.items():
-        if value is not None and value < low:
-            raise ConfigError(f"{key}={value!r}: expected an integer >= {low}")
-    for key, value in (("data.val", cfg.data.val), ("data.test", cfg.data.test)):
-        if not 0 <= value < 1:
-            raise ConfigError(f"{key}={value!r}: expected a fraction in [0, 1)")
-
-
-def _validate_augment(cfg: TrainConfig) -> None:
-    """Augmentation presets and parameters are checked here, not at the first augmented epoch."""
-    from medxfer.data.transforms import get_augment
-
-    where = [("train.augment", cfg.train.augment)]
-    where += [(f"stages[{i}].augment", s.augment) for i, s in enumerate(cfg.stages) if s.augment is not None]
-    for key, value in where:
-        try:
-            get_augment(value)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{key}={value!r}: {exc}") from None
 
 
 def _expand(value: Any, key: str) -> Any:

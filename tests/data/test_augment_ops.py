@@ -9,6 +9,7 @@ import pytest
 
 from medxfer.config import ConfigError, load_config
 from medxfer.data.transforms import PRESETS, Augment, augment_uint8, get_augment
+from medxfer.data.transforms import crop_box as crop_box_fn
 from medxfer.evaluate import shifts
 
 
@@ -169,3 +170,72 @@ def test_bad_augment_values_name_the_key(value: str, message: str) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(None, [f"train.augment={value}"])
     assert "train.augment={" in str(err.value) and message in str(err.value)
+
+
+def test_crop_box_respects_scale_and_aspect_bounds() -> None:
+    rng = np.random.default_rng(0)
+    w = h = 200
+    areas, aspects = [], []
+    for _ in range(2000):
+        x0, y0, cw, ch = crop_box_fn(w, h, 0.3, [3 / 4, 4 / 3], rng)
+        assert 0 <= x0 and x0 + cw <= w and 0 <= y0 and y0 + ch <= h  # inside the image
+        areas.append(cw * ch / (w * h))
+        aspects.append(cw / ch)
+    # the drawn area, rounded down to whole pixels (at most one pixel per side lost)
+    assert min(areas) >= 0.3 * (1 - 2 / (200 * np.sqrt(0.3))) - 1e-9 and max(areas) <= 1.0
+    assert min(aspects) >= 0.75 * (1 - 0.02) and max(aspects) <= 4 / 3 * (1 + 0.02)
+    assert min(areas) < 0.33 and max(areas) > 0.97  # the whole range is used
+    assert min(aspects) < 0.8 and max(aspects) > 1.25
+
+
+def test_crop_ratio_one_crops_as_before_and_square_crops_keep_aspect() -> None:
+    from medxfer.evaluate.shifts import crop
+
+    img = _texture((64, 64))
+    a = augment_uint8(img, Augment(crop_scale=0.5), np.random.default_rng(4))
+    ref = np.random.default_rng(4)  # the draws of the crop before crop_ratio existed
+    area = ref.uniform(0.5, 1.0)
+    side = int(64 * np.sqrt(area))
+    x0, y0 = ref.integers(0, 64 - side + 1), ref.integers(0, 64 - side + 1)
+    assert np.array_equal(a, crop(img, int(x0), int(y0), side, side))
+    assert np.array_equal(crop(img, 0, 0, 64, 64), img)  # the whole image is the image
+
+
+def test_scale_intensity_identity_when_amounts_are_zero() -> None:
+    img = _texture((48, 48))
+    zero = Augment(crop_scale=1.0, crop_ratio=[0.75, 4 / 3], brightness=0.0, contrast=0.0, gamma=0.0)
+    assert zero.is_identity() and augment_uint8(img, zero, np.random.default_rng(0)) is img
+    assert not Augment(crop_scale=0.9, crop_ratio=[0.75, 4 / 3]).is_identity()
+
+
+def test_scale_intensity_preset_draws_within_its_ranges_without_flips() -> None:
+    preset = get_augment("scale-intensity")
+    assert (preset.crop_scale, preset.crop_ratio) == (0.3, [0.75, 4 / 3])
+    assert (preset.brightness, preset.contrast, preset.gamma, preset.hflip) == (0.3, 0.3, 0.3, 0.0)
+    assert not (preset.rotation or preset.shear or preset.zoom or preset.translate or preset.blur)
+    # a flat image: crop and contrast change nothing, so the output is gain then gamma of 128
+    flat = np.full((32, 32), 128, np.uint8)
+    values = {int(augment_uint8(flat, preset, np.random.default_rng(s))[0, 0]) for s in range(300)}
+    lowest = shifts.gamma(np.array([[round(128 * 0.7)]], np.uint8), np.exp(0.3))[0, 0]
+    highest = shifts.gamma(np.array([[round(128 * 1.3)]], np.uint8), np.exp(-0.3))[0, 0]
+    assert lowest - 1 <= min(values) and max(values) <= highest + 1
+    assert min(values) < 75 and max(values) > 175  # both ends of the ranges are reached
+    marker = np.zeros((32, 32), np.uint8)
+    marker[:, :4] = 255  # a left-edge marker: never appears on the right (no flip)
+    for s in range(50):
+        out = augment_uint8(marker, preset, np.random.default_rng(s))
+        assert out[:, -4:].max() < 255 * 0.5
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("{crop_ratio: [1.2, 1.5]}", "crop_ratio=[1.2, 1.5]: expected a [low, high] aspect range"),
+        ("{crop_ratio: 0.75}", "crop_ratio=0.75: expected a [low, high] aspect range, 0 < low <= 1 <= high"),
+        ("{crop_scale: 1.5}", "crop_scale=1.5: expected a number >= 0 and <= 1.0"),
+    ],
+)
+def test_bad_crop_values_name_the_key(value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [f"train.augment={value}"])
+    assert message in str(err.value) and "\n" not in str(err.value)

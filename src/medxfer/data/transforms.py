@@ -16,7 +16,7 @@ be flipped, so a flipped X-ray is not a plausible X-ray.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,7 +39,9 @@ class Augment:
 
     Geometry: ``rotation`` degrees (±), ``shear`` as a fraction (Keras ``shear_range`` style:
     0.2 ≈ 11°), ``zoom`` ± fraction (0.2 = scale 0.8..1.2), ``translate`` fraction,
-    ``crop_scale`` lower bound of a RandomResizedCrop area (1.0 = off), ``hflip`` probability.
+    ``crop_scale`` lower bound of a RandomResizedCrop area (1.0 = off), ``crop_ratio`` its
+    ``[low, high]`` aspect-ratio range (width/height relative to the image's, drawn log-uniformly;
+    ``low <= 1 <= high``; ``[1, 1]`` keeps the aspect), ``hflip`` probability.
 
     Acquisition (how another scanner, exposure or export pipeline renders the same patient):
     ``brightness`` (exposure gain) and ``contrast`` ± fraction or a ``[low, high]`` factor range
@@ -59,6 +61,8 @@ class Augment:
     - ``acquisition``: ``light`` geometry + brightness 0.2, contrast 0.3, gamma 0.4 (0.67..1.49),
       blur up to 1.5 px, noise sd up to 10, JPEG quality 30..95, each degradation with probability 0.5:
       about the first severity of each ``evaluate --stress`` shift, its second for noise.
+    - ``scale-intensity``: random resized crop of 30-100 % of the area at aspect 3/4..4/3,
+      brightness and contrast ±0.3, gamma exp(±0.3) (0.74..1.35); no rotation, no degradation.
     """
 
     rotation: float = 0.0
@@ -68,6 +72,7 @@ class Augment:
     brightness: float | list[float] = 0.0
     contrast: float = 0.0
     crop_scale: float = 1.0
+    crop_ratio: list[float] = field(default_factory=lambda: [1.0, 1.0])
     hflip: float = 0.0
     gamma: float | list[float] = 0.0
     blur: float = 0.0
@@ -81,7 +86,10 @@ class Augment:
     def is_identity(self) -> bool:
         """True when no draw changes an image (``p_degrade`` alone changes nothing)."""
         degrades = self.p_degrade > 0 and bool(self.blur or self.noise or self.jpeg)
-        return not degrades and replace(self, blur=0.0, noise=0.0, jpeg=0, p_degrade=0.5) == Augment()
+        off = replace(self, blur=0.0, noise=0.0, jpeg=0, p_degrade=0.5)
+        if self.crop_scale == 1.0:  # a whole-image crop is the image, whatever its aspect range
+            off.crop_ratio = [1.0, 1.0]
+        return not degrades and off == Augment()
 
 
 def _number(name: str, value: object, high: float | None = None, below: bool = False) -> float:
@@ -108,6 +116,12 @@ def _validate(aug: Augment) -> None:
             _number(name, value, 1.0, below=name == "brightness")
         elif len(value) != 2 or not 0 < _number(name, value[0]) <= _number(name, value[1]):
             raise ValueError(f"{name}={value!r}: expected a fraction or a [low, high] range, 0 < low <= high")
+    ratio = aug.crop_ratio
+    if not isinstance(ratio, list | tuple) or len(ratio) != 2 or not 0 < _number("crop_ratio", ratio[0]) <= 1:
+        raise ValueError(f"crop_ratio={ratio!r}: expected a [low, high] aspect range, 0 < low <= 1 <= high")
+    if _number("crop_ratio", ratio[1]) < 1:
+        raise ValueError(f"crop_ratio={ratio!r}: expected a [low, high] aspect range, 0 < low <= 1 <= high")
+    aug.crop_ratio = [float(ratio[0]), float(ratio[1])]
     jpeg = aug.jpeg
     if isinstance(jpeg, bool) or not isinstance(jpeg, int) or not (jpeg == 0 or 1 <= jpeg <= JPEG_BEST):
         raise ValueError(
@@ -134,6 +148,10 @@ PRESETS: dict[str, Augment] = {
         noise=10,
         jpeg=30,
         p_degrade=0.5,
+    ),
+    # scale + intensity (issue 20): crops down to 30 % of the area, exposure and contrast of other films
+    "scale-intensity": Augment(
+        crop_scale=0.3, crop_ratio=[3 / 4, 4 / 3], brightness=0.3, contrast=0.3, gamma=0.3
     ),
 }
 
@@ -262,16 +280,34 @@ def augment_uint8(img: np.ndarray, aug: Augment, rng: np.random.Generator, pad: 
     else:
         pil = _affine(pil, aug, rng, w, h)
     if aug.crop_scale < 1.0:
-        area = rng.uniform(aug.crop_scale, 1.0)
-        cw, ch = int(w * np.sqrt(area)), int(h * np.sqrt(area))
-        x0, y0 = rng.integers(0, w - cw + 1), rng.integers(0, h - ch + 1)
-        pil = pil.crop((x0, y0, x0 + cw, y0 + ch)).resize((w, h), Image.Resampling.BILINEAR)
+        box = crop_box(w, h, aug.crop_scale, aug.crop_ratio, rng)
+        pil = Image.fromarray(shifts.crop(np.asarray(pil), *box))
     lo, hi = _factor_range(aug.brightness)
     if (lo, hi) != (1.0, 1.0):
         pil = ImageEnhance.Brightness(pil).enhance(rng.uniform(lo, hi))
     if aug.contrast:
         pil = ImageEnhance.Contrast(pil).enhance(rng.uniform(1 - aug.contrast, 1 + aug.contrast))
     return _degrade(np.asarray(pil), aug, rng)
+
+
+def crop_box(
+    w: int, h: int, scale: float, ratio: Sequence[float], rng: np.random.Generator
+) -> tuple[int, int, int, int]:
+    """``(x0, y0, width, height)`` of a random resized crop of a ``w`` x ``h`` image.
+
+    The area fraction is uniform in ``[scale, 1]``; the aspect (crop width/height over the image's)
+    log-uniform in ``ratio`` narrowed to what fits at that area (``[area, 1/area]``), so every draw
+    is inside the image with the drawn area, up to rounding down to whole pixels. ``ratio`` ``[1, 1]``
+    draws no aspect (crops as before ``crop_ratio`` existed, draw for draw).
+    """
+    area = rng.uniform(scale, 1.0)
+    aspect = 1.0
+    if tuple(ratio) != (1.0, 1.0):
+        lo, hi = max(float(ratio[0]), area), min(float(ratio[1]), 1.0 / area)
+        aspect = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    cw = min(w, max(1, int(w * np.sqrt(area * aspect))))
+    ch = min(h, max(1, int(h * np.sqrt(area / aspect))))
+    return int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1)), cw, ch
 
 
 def _degrade(img: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarray:

@@ -95,6 +95,20 @@ def zoom(img: np.ndarray, keep: float) -> np.ndarray:
     return np.asarray(_pil(crop).resize((w, h), Image.BILINEAR), dtype=np.uint8)
 
 
+def crop(img: np.ndarray, x0: int, y0: int, width: int, height: int) -> np.ndarray:
+    """The box ``[x0, x0 + width) x [y0, y0 + height)`` resized back to the image's size (bilinear):
+    a random resized crop's pixels (:func:`medxfer.data.transforms.crop_box` draws the box).
+
+    >>> crop(np.arange(16, dtype=np.uint8).reshape(4, 4), 0, 0, 4, 4).shape
+    (4, 4)
+    """
+    from PIL import Image
+
+    h, w = img.shape[:2]
+    box = img[y0 : y0 + height, x0 : x0 + width]
+    return np.asarray(_pil(np.ascontiguousarray(box)).resize((w, h), Image.BILINEAR), dtype=np.uint8)
+
+
 def rotate(img: np.ndarray, degrees: float) -> np.ndarray:
     """Rotate counter-clockwise about the centre (patient positioning), corners filled with 0."""
     from PIL import Image

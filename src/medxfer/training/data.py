@@ -100,31 +100,51 @@ class RunData(L.LightningDataModule):
         seed: int,
         balanced: bool,
         num_workers: int,
-        stage_mode: Callable[[int], tuple[str, object, int]],
+        stage_mode: Callable[[int], tuple],
         progress: bool = True,
+        resized: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
     ):
         super().__init__()
         self.train_x, self.train_y = train
         self.val_x, self.val_y = val
         self.info, self.batch_size, self.seed = info, batch_size, seed
         self.balanced, self.num_workers = balanced, num_workers
-        self.stage_mode = stage_mode  # epoch -> ("images" | "embeddings", augment, backbone version)
+        # epoch -> ("images" | "embeddings", augment, backbone version[, side: None = the model's])
+        self.stage_mode = stage_mode
         self.progress = progress  # the embedding bar (off with --quiet, like Lightning's)
-        self._emb: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.resized = dict(resized or {})  # {side: (train images, val images)} for smaller stages
+        self._emb: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
         self.model: torch.nn.Module | None = None
 
     def _epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
 
-    def _embeddings(self, version: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if version not in self._emb:
+    def _mode(self) -> tuple[str, object, int, int]:
+        """``(kind, augment, backbone version, side)`` of the current epoch; side resolved."""
+        kind, augment, version, *size = self.stage_mode(self._epoch())
+        return kind, augment, version, (size[0] if size and size[0] else self.info.input_size)
+
+    def images(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(train images, val images)`` prepared at side ``size``."""
+        if size == self.info.input_size:
+            return self.train_x, self.val_x
+        if size not in self.resized:
+            raise ValueError(
+                f"no images prepared at {size} px (have {sorted([self.info.input_size, *self.resized])})"
+            )
+        return self.resized[size]
+
+    def _embeddings(self, version: int, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (version, size or self.info.input_size)
+        if key not in self._emb:
+            train_x, val_x = self.images(key[1])
             self._emb = {
-                version: (
-                    embed_all(self.model, self.train_x, self.info, progress=self.progress),
-                    embed_all(self.model, self.val_x, self.info, progress=self.progress),
+                key: (
+                    embed_all(self.model, train_x, self.info, progress=self.progress),
+                    embed_all(self.model, val_x, self.info, progress=self.progress),
                 )
             }
-        return self._emb[version]
+        return self._emb[key]
 
     def _loader(self, dataset: Dataset, labels: np.ndarray, train: bool) -> DataLoader:
         sampler = EpochSampler(labels, self.seed, balanced=train and self.balanced, shuffle=train)
@@ -138,19 +158,19 @@ class RunData(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        mode, augment, version = self.stage_mode(self._epoch())
+        mode, augment, version, size = self._mode()
         if mode == "embeddings":
-            emb, _ = self._embeddings(version)
+            emb, _ = self._embeddings(version, size)
             return self._loader(_KeyedTensors(emb, torch.tensor(self.train_y)), self.train_y, True)
-        ds = PreparedImages(self.train_x, self.train_y, self.info, augment, self.seed)
+        ds = PreparedImages(self.images(size)[0], self.train_y, self.info, augment, self.seed)
         return self._loader(ds, self.train_y, True)
 
     def val_dataloader(self) -> DataLoader:
-        mode, _, version = self.stage_mode(self._epoch())
+        mode, _, version, size = self._mode()
         if mode == "embeddings":
-            _, emb = self._embeddings(version)
+            _, emb = self._embeddings(version, size)
             return self._loader(_KeyedTensors(emb, torch.tensor(self.val_y)), self.val_y, False)
-        return self._loader(PreparedImages(self.val_x, self.val_y, self.info), self.val_y, False)
+        return self._loader(PreparedImages(self.images(size)[1], self.val_y, self.info), self.val_y, False)
 
 
 class _KeyedTensors(TensorDataset):

@@ -7,7 +7,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from medxfer.config import TrainConfig
 from medxfer.evaluate.monitors import direction
 from medxfer.io import atomic_write_text
 from medxfer.runs import ModelInfo, save_model
+from medxfer.training.pieces import limit_train
 
 
 def _threads(cfg: TrainConfig) -> None:
@@ -24,13 +25,23 @@ def _threads(cfg: TrainConfig) -> None:
         torch.set_num_threads(cfg.train.threads)
 
 
+class Mode(NamedTuple):
+    """What the data module serves in one epoch: ``images`` (augmented) or cached ``embeddings`` of the
+    backbone ``version`` (the last stage before that trained it), at side ``size`` (None: the model's)."""
+
+    kind: str
+    augment: Any
+    version: int
+    size: int | None = None
+
+
 class StageMode:
-    """epoch -> (batch kind, augmentation, backbone version) for the data module (picklable for DDP)."""
+    """epoch -> :class:`Mode` for the data module (picklable for DDP)."""
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
 
-    def __call__(self, epoch: int) -> tuple[str, Any, int]:
+    def __call__(self, epoch: int) -> Mode:
         from medxfer.data.transforms import get_augment
         from medxfer.training.stages import stage_at_epoch
 
@@ -41,8 +52,8 @@ class StageMode:
         version = max([i for i, s in enumerate(cfg.stages[: pos.index]) if s.trainable != "head"], default=-1)
         frozen = pos.stage.trainable == "head"
         if frozen and cfg.train.feature_cache and get_augment(augment).is_identity():
-            return "embeddings", None, version
-        return "images", augment, version
+            return Mode("embeddings", None, version, pos.stage.input_size)
+        return Mode("images", augment, version, pos.stage.input_size)
 
 
 def _steps_per_epoch(cfg: TrainConfig, n_train: int) -> int:
@@ -58,10 +69,12 @@ def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, progress: bool): 
     import lightning as L
     import torch
 
+    from medxfer.training.precision import resolve_precision
+
     on_gpu = cfg.train.accelerator in ("gpu", "cuda") or (
         cfg.train.accelerator == "auto" and torch.cuda.is_available()
     )
-    precision = cfg.train.precision or ("16-mixed" if on_gpu else "32-true")
+    precision = resolve_precision(cfg.train.precision, on_gpu)
     if progress:
         from medxfer.training.callbacks import StageProgressBar
 
@@ -109,21 +122,39 @@ def _loggers(cfg: TrainConfig, run_dir: Path) -> list:
     return out
 
 
-def _load(table, info: ModelInfo, split: str, rows=None, progress: bool = True):  # noqa: ANN001, ANN202
+def _load(table, info: ModelInfo, split: str, rows=None, progress: bool = True, size: int | None = None):  # noqa: ANN001, ANN202
     from medxfer.data.cache import load_prepared
 
     rows = rows if rows is not None else table.table[table.table["split"] == split]
     paths = list(rows["path"])
+    size = size or info.input_size
+    desc = split if size == info.input_size else f"{split} at {size} px"
     x = load_prepared(
-        paths,
-        info.input_size,
-        info.channels,
-        info.mask_boxes,
-        progress=progress,
-        desc=split,
-        preprocess=info.preprocess,
+        paths, size, info.channels, info.mask_boxes, progress=progress, desc=desc, preprocess=info.preprocess
     )
     return x, rows["label"].to_numpy(dtype=np.int64)
+
+
+def stage_sizes(cfg: TrainConfig, model_size: int) -> list[int]:
+    """The sides stages train at other than the model's (progressive resizing), each once, sorted."""
+    sizes = {s.input_size for s in cfg.stages if s.epochs > 0 and s.input_size}
+    return sorted(sizes - {model_size})
+
+
+def _images(cfg: TrainConfig, table, info: ModelInfo, train_rows, progress: bool):  # noqa: ANN001, ANN202
+    """``(train, val, resized)``: (images, labels) at the model's size, and ``{size: (train images, val
+    images)}`` for each smaller stage size (each decoded once; the image cache keys on the size)."""
+    train = _load(table, info, "train", train_rows, progress)
+    val_rows = limit_train(table, cfg.data.limit_per_class, cfg.data.seed, "val")
+    val = _load(table, info, "val", val_rows, progress)
+    resized = {
+        size: (
+            _load(table, info, "train", train_rows, progress, size)[0],
+            _load(table, info, "val", val_rows, progress, size)[0],
+        )
+        for size in stage_sizes(cfg, info.input_size)
+    }
+    return train, val, resized
 
 
 @dataclass
@@ -148,7 +179,7 @@ def setup(cfg: TrainConfig, table, resume: bool = False, progress: bool = True) 
     from medxfer.models.weights import load_weights
     from medxfer.training.data import RunData
     from medxfer.training.module import ClassifierModule
-    from medxfer.training.pieces import build_info, class_weights, limit_train
+    from medxfer.training.pieces import build_info, class_weights
 
     _threads(cfg)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
@@ -160,9 +191,7 @@ def setup(cfg: TrainConfig, table, resume: bool = False, progress: bool = True) 
     model = build_model(info.backbone, info.num_classes, weights="none", head=info.head, output=info.output)
     if not resume:  # a resumed run gets its weights from the checkpoint
         load_weights(model, info.backbone, cfg.model.weights)
-    train = _load(table, info, "train", train_rows, progress)
-    val_rows = limit_train(table, cfg.data.limit_per_class, cfg.data.seed, "val")
-    val = _load(table, info, "val", val_rows, progress)
+    train, val, resized = _images(cfg, table, info, train_rows, progress)
     weights = class_weights(train[1], info.num_classes) if cfg.train.imbalance == "class_weights" else None
     module = ClassifierModule(model, cfg, weights)
     data = RunData(
@@ -175,6 +204,7 @@ def setup(cfg: TrainConfig, table, resume: bool = False, progress: bool = True) 
         cfg.train.num_workers,
         StageMode(cfg),
         progress=progress,
+        resized=resized,
     )
     data.model = model
     return Setup(info, module, data, len(train[1]))
@@ -206,8 +236,7 @@ def check_checkpoint(path: Path) -> None:
 
 def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=None, progress: bool = True):  # noqa: ANN001, ANN201
     """Build everything, run ``Trainer.fit`` over all stages, and write the model and its summary."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
+    from medxfer.training.averaging import weight_average
     from medxfer.training.callbacks import EpochHook, History, LastStageEarlyStopping, ResumeReport
     from medxfer.training.module import StageCallback
     from medxfer.training.pieces import TrainResult
@@ -224,19 +253,7 @@ def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=
     s = setup(cfg, table, restore, progress)  # without a checkpoint a resumed run starts like a fresh one
     _resolve_auto_lr(cfg, s.data, s.module, run_dir)
     monitor, mode = cfg.train.monitor, direction(cfg.train.monitor)[:3]  # "min" / "max"
-    best_ckpt = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints",
-        filename="best",
-        monitor=monitor,
-        mode=mode,
-        enable_version_counter=False,
-    )
-    # Every epoch, after best.ckpt (so it holds the best callback's new state). Lightning's own
-    # save_last writes last.ckpt only when a top-k checkpoint was saved: a run killed after epochs
-    # without improvement would resume from the last improvement instead of the last epoch.
-    last_ckpt = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints", filename="last", monitor=None, enable_version_counter=False
-    )
+    best_ckpt, last_ckpt = _checkpoints(run_dir, monitor, mode)
     history = History(run_dir, cfg.stages)
     callbacks: list = [StageCallback(cfg, _steps_per_epoch(cfg, s.n_train)), history, best_ckpt, last_ckpt]
     if restore:
@@ -249,12 +266,17 @@ def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=
         )
     if epoch_callback is not None:
         callbacks.append(EpochHook(epoch_callback))
+    average = weight_average(cfg)
+    if average is not None:
+        callbacks.insert(1, average)  # before History and the checkpoints: validation sees the average
     trainer = _trainer(cfg, run_dir, callbacks, progress)
     t0 = time.perf_counter()
     trainer.fit(s.module, datamodule=s.data, ckpt_path=str(last) if restore else None, weights_only=True)
     elapsed = time.perf_counter() - t0
     if not trainer.is_global_zero:
         return TrainResult(run_dir, float("nan"))
+    if average is not None:
+        average.apply(s.module.model)  # the saved weights are the average (train.keep is last)
     result = _finish(cfg, history.rows, best_ckpt, s.module, s.info, run_dir, s.n_train, elapsed)
     # the config and the best epoch's validation metrics, side by side in TensorBoard's HPARAMS tab
     metrics = {f"hp/{k}": float(v) for k, v in result.metrics.items() if isinstance(v, int | float)}
@@ -262,6 +284,21 @@ def fit(cfg: TrainConfig, table, run_dir: Path, *, resume: bool, epoch_callback=
         if type(logger).__name__ == "TensorBoardLogger":
             logger.log_hyperparams(flat_hparams(cfg), metrics or {"hp/best_metric": result.best_metric})
     return result
+
+
+def _checkpoints(run_dir: Path, monitor: str, mode: str):  # noqa: ANN202
+    """``(best, last)`` checkpoint callbacks writing ``run_dir/checkpoints/{best,last}.ckpt``."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    folder = run_dir / "checkpoints"
+    best = ModelCheckpoint(
+        dirpath=folder, filename="best", monitor=monitor, mode=mode, enable_version_counter=False
+    )
+    # Every epoch, after best.ckpt (so it holds the best callback's new state). Lightning's own
+    # save_last writes last.ckpt only when a top-k checkpoint was saved: a run killed after epochs
+    # without improvement would resume from the last improvement instead of the last epoch.
+    last = ModelCheckpoint(dirpath=folder, filename="last", monitor=None, enable_version_counter=False)
+    return best, last
 
 
 def _finish(  # noqa: ANN202

@@ -44,7 +44,11 @@ class ClassifierModule(L.LightningModule):
         self._outputs: dict[str, list] = {"train": [], "val": []}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.head(x) if x.ndim == 2 else self.model(x)
+        if x.ndim == 2:  # cached embeddings: the head alone
+            return self.model.head(x)
+        if self.cfg.train.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x)
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         weight = self.class_weights if self.class_weights.numel() else None
