@@ -1,8 +1,7 @@
 """The public Python API: what a notebook imports. Small and stable; the CLI commands call it.
 
-Every function here wraps the one implementation of its step (``train_run``, ``evaluate_run``,
-:class:`~medxfer.inference.predictor.Predictor`, ``export_run``, ``run_tune``, ``run_check``);
-nothing is computed twice.
+Every function here wraps the one implementation of its step (``train_run``, ``evaluate_run``, the
+``Predictor``, ``export_run``, ``run_tune``, ``run_check``, ``pretrain_run``): nothing is computed twice.
 
 Example (a notebook)::
 
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from medxfer.evaluate.results import Evaluation, Explanation
+from medxfer.pretraining.entry import pretrain  # the typed keywords live there; it imports nothing heavy
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,6 +47,7 @@ __all__ = [
     "load_run",
     "load_table",
     "make_config",
+    "pretrain",
     "train",
     "tune",
 ]

@@ -48,6 +48,7 @@ COMMAND_MODULES = (
     "models",  # models, models summary
     "summary",  # summary RUN
     "train",  # train, lr-find
+    "pretrain",  # pretrain (self-supervised adaptation of a backbone)
     "evaluate",  # evaluate, explain, compare, demo
     "classical",  # features, classical
     "tune",  # tune

