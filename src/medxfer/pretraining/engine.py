@@ -9,6 +9,7 @@ epoch, ``tb/``, ``logs/``) -> ``weights.safetensors`` (backbone keys) + ``card.j
 from __future__ import annotations
 
 import importlib.util
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,10 +123,21 @@ def pretrain_run(
     import torch
 
     from medxfer.pretraining.module import PretrainModule
-    from medxfer.pretraining.trainer import Clock, EpochEnd, ViewData, default_workers, make_trainer, uses_gpu
+    from medxfer.pretraining.trainer import (
+        Clock,
+        EpochEnd,
+        ResumeNote,
+        ViewData,
+        default_workers,
+        make_trainer,
+        uses_gpu,
+    )
 
     require_lightly()
     out = Path(out)
+    if resume and (out / CARD_FILE).is_file():  # finished before: nothing left to run
+        print(f"resume: {out} is finished already ({CARD_FILE} written); --weights file:{out}")
+        return PretrainResult(out, json.loads((out / CARD_FILE).read_text()))
     if settings is not None:
         validate(settings)  # before anything is written into out
     settings, restore = start_settings(out, settings, resume)
@@ -148,9 +160,10 @@ def pretrain_run(
     workers = settings.workers if settings.workers is not None else default_workers(on_gpu)
     data = ViewData(prepared.images, prepared.mean, prepared.std, settings, workers)
     clock = Clock()
-    callbacks: list = [clock] + ([EpochEnd(epoch_callback)] if epoch_callback else [])
-    trainer = make_trainer(settings, out, callbacks, progress)
     last = out / "checkpoints" / "last.ckpt"
+    callbacks: list = [clock] + ([EpochEnd(epoch_callback)] if epoch_callback else [])
+    callbacks += [ResumeNote(last)] if restore else []
+    trainer = make_trainer(settings, out, callbacks, progress)
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if restore else None)
     final = trainer.callback_metrics.get("train_loss_epoch")
     return finish(out, settings, prepared, method.backbone, clock.seconds, final, str(trainer.precision))
@@ -211,8 +224,6 @@ def finish(  # noqa: PLR0913
 
 
 def json_dict(card: Card) -> dict[str, Any]:
-    import json
-
     return json.loads(card.to_json())
 
 

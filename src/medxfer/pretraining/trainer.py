@@ -69,6 +69,24 @@ class EpochEnd(Callback):
         self.fn(trainer.current_epoch, metrics)
 
 
+class ResumeNote(Callback):
+    """Says what a resumed pretraining restored: the checkpoint and the epochs it holds."""
+
+    def __init__(self, path: Path):
+        self.path, self.done = path, 0
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self.done = int(checkpoint.get("epoch", -1)) + 1
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        trainer.print(
+            f"resumed from {self.path}: {self.done} epoch(s) done; "
+            f"continuing at epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
+        )
+
+
 def default_workers(on_gpu: bool) -> int:
     """DataLoader workers: none on a CPU (the cores are busy with the network), up to 8 on a GPU."""
     return min(8, max(1, (os.cpu_count() or 2) - 1)) if on_gpu else 0
