@@ -47,18 +47,14 @@ class BackboneSpec:
         Read from the library that defines the weights (torchvision ``Weights.transforms()``, timm
         ``pretrained_cfg``), never retyped. The packaged weights were trained with the same preprocessing
         as the library's ImageNet weights (checked in tests), and ``none``/``file:`` keep the family's
-        convention; ``file:DIR`` weights of ``medxfer pretrain`` bring the size, mean and std of their card.
+        convention, so every source of one backbone shares it today; the argument keeps the contract.
 
         Example::
 
             size, mean, std = get_spec("efficientnet_lite0").preprocess("packaged")  # 224, (0.5,)*3, (0.5,)*3
         """
-        from medxfer.models.weights import card_preprocess
-
-        carried = card_preprocess(weights)  # pretrained weights (file:DIR with a card) bring their own
-        if carried is not None:
-            size, mean, std = carried
-        elif self.custom_preprocess is not None:
+        del weights  # same convention for every source, see above
+        if self.custom_preprocess is not None:
             size, mean, std = self.custom_preprocess
         elif self.family == "torchvision":
             size, mean, std = _torchvision_preprocess(self.arch)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from medxfer.models.weights import CARD_FILE, CARD_WEIGHTS
+from medxfer.models.cards import CARD_FILE, CARD_WEIGHTS
 
 SETTINGS_FILE = "pretrain.json"
 WEIGHTS_FILE = CARD_WEIGHTS

@@ -82,6 +82,7 @@ def prepare_images(settings: PretrainSettings, progress: bool) -> Prepared:
     from medxfer.data.cache import load_prepared
     from medxfer.data.resolve import resolve_channels
     from medxfer.models.backbones import get_spec
+    from medxfer.models.weights import card_preprocess
     from medxfer.pretraining.hygiene import left_out
     from medxfer.pretraining.images import cap_images, gather_images
 
@@ -92,7 +93,8 @@ def prepare_images(settings: PretrainSettings, progress: bool) -> Prepared:
         raise PretrainError(
             f"{len(paths)} image(s) left for pretraining, fewer than --batch-size {settings.batch_size}"
         )
-    _, mean, std = get_spec(settings.backbone).preprocess(settings.weights)
+    carried = card_preprocess(settings.weights)  # a pretraining may start from pretrained weights
+    _, mean, std = carried or get_spec(settings.backbone).preprocess(settings.weights)
     channels = resolve_channels("auto", paths)
     images = load_prepared(paths, settings.input_size, channels, progress=progress, desc="pretraining")
     return Prepared(images, paths, channels, mean, std, excluded)

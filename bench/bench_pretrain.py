@@ -4,7 +4,7 @@
 Wall-clock images/s depend on what else runs on the machine; ``cpu img/s`` divides by the process's CPU
 time per thread instead, the speed the same cores would give unshared.
 
-Usage: ``python bench/pretrain_speed.py [--backbone efficientnet_lite0] [--sizes 128 160 224]
+Usage: ``python bench/bench_pretrain.py [--backbone efficientnet_lite0] [--sizes 128 160 224]
 [--methods byol simclr dino] [--batch 16] [--steps 2]``
 """
 

@@ -1,0 +1,54 @@
+"""The weight source ``pretrained:NAME``: the weights of pretraining recipe NAME, made on first use.
+
+The first use runs ``configs/pretrain/NAME.yaml`` into ``$MEDXFER_CACHE/pretrain/NAME-<hash of the
+recipe>`` (a killed run resumes there on the next use); later uses load it. The folder is a
+``medxfer pretrain`` output, so loading and preprocessing are those of ``file:DIR``. Imported by
+:mod:`medxfer.models.weights` on the first ``pretrained:`` name (see ``PLUGIN_SOURCES`` there).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from medxfer.models.cards import CARD_FILE, folder_preprocess
+from medxfer.models.weights import WEIGHT_SOURCES, register_weight_source
+
+
+def cached_folder(name: str) -> Path:
+    """Where the weights of recipe ``name`` are cached (whether they exist yet or not)."""
+    from medxfer.data.cache import cache_root
+    from medxfer.pretraining.recipes import recipe_key
+
+    return cache_root() / "pretrain" / recipe_key(name)
+
+
+def materialise(name: str) -> Path:
+    """The cached weights folder of recipe ``name``, running (or resuming) its pretraining if needed."""
+    from medxfer.pretraining.engine import pretrain_run
+    from medxfer.pretraining.recipes import load_recipe
+
+    out = cached_folder(name)
+    if not (out / CARD_FILE).is_file():
+        print(f"pretrained:{name}: running pretraining recipe {name} into {out} (first use; resumable)")
+        pretrain_run(out, load_recipe(name, progress=True), resume=True)
+    return out
+
+
+def _status(spec: Any) -> str:
+    return "ok"  # NAME is a recipe of configs/pretrain/, run on first use
+
+
+def _preprocess(path: Path) -> tuple[int, tuple[float, ...], tuple[float, ...]] | None:
+    return folder_preprocess(materialise(str(path)))
+
+
+@register_weight_source(
+    "pretrained", status=_status, usage="pretrained:NAME", rank=35, preprocess=_preprocess
+)
+def _pretrained_source(spec: Any, backbone: nn.Module, path: Path | None) -> tuple[dict, str]:
+    """Weights of a pretraining recipe (run and cached on first use)."""
+    assert path is not None
+    return WEIGHT_SOURCES["file"].load(spec, backbone, materialise(str(path)))
