@@ -126,9 +126,14 @@ class DINO(SSLMethod):
         from lightly.models.modules import DINOProjectionHead
 
         super().__init__(backbone)
+        from lightly.models.utils import deactivate_requires_grad
+
         self.head = DINOProjectionHead(num_features, 512, 64, self.OUT, freeze_last_layer=1)
         self.teacher_backbone = _teacher(backbone)
-        self.teacher_head = _teacher(self.head)
+        # a new head with the student's weights: weight-normalised layers cannot be deep-copied
+        self.teacher_head = DINOProjectionHead(num_features, 512, 64, self.OUT)
+        self.teacher_head.load_state_dict(self.head.state_dict())
+        deactivate_requires_grad(self.teacher_head)
         self.criterion = DINOLoss(output_dim=self.OUT, warmup_teacher_temp_epochs=max(1, epochs // 3))
 
     def loss(self, x1: torch.Tensor, x2: torch.Tensor, progress: float, epoch: int) -> torch.Tensor:
