@@ -126,3 +126,34 @@ def test_packaged_pretraining_recipe_and_training_recipe() -> None:
     cfg, base = load_config("kermany-binary-xray"), load_config("kermany-binary")
     assert cfg.model.weights == "pretrained:xray-lite0"
     assert (cfg.data, cfg.stages, cfg.train) == (base.data, base.stages, base.train)
+
+
+def test_recipe_keys_can_be_overridden_and_bad_keys_are_named(tmp_path: Path) -> None:
+    from medxfer.pretraining.images import PretrainError
+    from medxfer.pretraining.recipes import load_recipe
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"data: ['folder:{KERMANY}']\nepochs: 3\nmax_images: 100\n")
+    settings = load_recipe(recipe, sets=["epochs=20", "max_images=null", "method=simclr"])
+    assert (settings.epochs, settings.max_images, settings.method) == (20, None, "simclr")
+    with pytest.raises(PretrainError, match="--set 'epoch=2': expected KEY=VALUE, KEY one of: accelerator"):
+        load_recipe(recipe, sets=["epoch=2"])
+    recipe.write_text("data: [x]\nmodel: {}\n")
+    with pytest.raises(PretrainError, match=r"r.yaml: unknown key\(s\) model; valid: accelerator"):
+        load_recipe(recipe)
+
+
+def test_missing_lightly_is_one_line_with_the_install_hint(monkeypatch, tmp_path: Path) -> None:  # noqa: ANN001
+    import importlib.util
+
+    import medxfer
+    from medxfer.pretraining.images import PretrainError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "lightly" else real(name, *a)
+    )
+    with pytest.raises(
+        PretrainError, match=r"^medxfer pretrain needs lightly: pip install 'medxfer\[pretrain\]'$"
+    ):
+        medxfer.pretrain([f"folder:{KERMANY}"], tmp_path / "x")

@@ -14,6 +14,10 @@ def pretrain(
         None, "--data", "-d", help=DATA_HELP + " Labels are ignored; a plain folder of images works too."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for weights.safetensors + card.json."),
+    config: str | None = typer.Option(
+        None, "--config", "-c", help="A pretraining recipe (xray-lite0 or a YAML path) instead of the flags."
+    ),
+    sets: list[str] | None = typer.Option(None, "--set", help="Override a recipe key: --set epochs=20"),
     backbone: str = typer.Option("efficientnet_lite0", help="Backbone (see `medxfer models`)."),
     weights: str = typer.Option("packaged", help="Weights to start from: packaged | imagenet | file:PATH."),
     method: str = typer.Option("byol", help="byol | simclr | dino (self-supervised objective, via lightly)."),
@@ -50,32 +54,41 @@ def pretrain(
     from medxfer.data.images import ImageError
     from medxfer.models.weights import WeightsError
 
-    if not data and not resume:
-        fail("give the images with --data LAYOUT:PATH (or --resume to continue --out)")
+    if not data and not resume and not config:
+        fail(
+            "give the images with --data LAYOUT:PATH, or a recipe with --config "
+            "(or --resume to continue --out)"
+        )
+    if config and data:
+        fail("give --data (with the flags) or --config (with --set), not both")
     try:
         with quiet_lightning(quiet):
-            result = api_pretrain(
-                data,
-                out,
-                backbone=backbone,
-                weights=weights,
-                method=method,
-                epochs=epochs,
-                input_size=input_size,
-                batch_size=batch_size,
-                lr=lr,
-                bn=bn,
-                precision=precision,
-                channels_last=channels_last,
-                seed=seed,
-                max_images=max_images,
-                splits=splits,
-                include_eval=include_eval,
-                accelerator=accelerator,
-                workers=workers,
-                threads=threads,
-                resume=resume,
-                progress=not quiet,
+            result = (
+                _run(config, sets or [], out, resume, quiet)
+                if config
+                else api_pretrain(
+                    data,
+                    out,
+                    backbone=backbone,
+                    weights=weights,
+                    method=method,
+                    epochs=epochs,
+                    input_size=input_size,
+                    batch_size=batch_size,
+                    lr=lr,
+                    bn=bn,
+                    precision=precision,
+                    channels_last=channels_last,
+                    seed=seed,
+                    max_images=max_images,
+                    splits=splits,
+                    include_eval=include_eval,
+                    accelerator=accelerator,
+                    workers=workers,
+                    threads=threads,
+                    resume=resume,
+                    progress=not quiet,
+                )
             )
     except (DatasetError, ImageError, WeightsError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
@@ -84,6 +97,12 @@ def pretrain(
         f"pretrained {card['backbone']} ({card['method']}, {card['epochs']} epochs, {card['images']} images, "
         f"{card['wall_seconds']:.0f} s): --weights file:{result.out}"
     )
+
+
+def _run(config: str, sets: list[str], out: Path, resume: bool, quiet: bool):  # noqa: ANN202
+    from medxfer.pretraining.entry import pretrain_recipe
+
+    return pretrain_recipe(config, out, sets=sets, resume=resume, progress=not quiet)
 
 
 def register(app: typer.Typer) -> None:

@@ -74,3 +74,23 @@ def pretrain(
             threads=threads,
         )
     return pretrain_run(out, settings, resume=resume, progress=progress)
+
+
+def pretrain_recipe(
+    config: PathLike,
+    out: PathLike,
+    *,
+    sets: Sequence[str] = (),
+    resume: bool = False,
+    progress: bool = True,
+) -> PretrainResult:
+    """Run pretraining recipe ``config`` (a name of ``configs/pretrain/``, e.g. ``xray-lite0``, or a YAML
+    path) into ``out``; ``sets`` override its keys (``["epochs=20", "max_images=null"]``).
+
+    Example: ``pretrain_recipe("xray-lite0", "pre/xray", sets=["epochs=2"]).weights  # 'file:pre/xray'``
+    """
+    from medxfer.pretraining.engine import pretrain_run
+    from medxfer.pretraining.recipes import load_recipe
+
+    settings = None if resume else load_recipe(config, progress=progress, sets=sets)
+    return pretrain_run(out, settings, resume=resume, progress=progress)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 
@@ -53,11 +54,27 @@ def recipe_key(name: str | os.PathLike[str]) -> str:
     return f"{data.get('name') or path.stem}-{digest}"
 
 
-def load_recipe(name: str | os.PathLike[str], progress: bool = False) -> PretrainSettings:
-    """The settings of pretraining recipe ``name``, with ``exclude_eval_of`` resolved to image paths."""
+def apply_sets(path: Path, data: dict, sets: Sequence[str]) -> dict:
+    """``KEY=VALUE`` overrides (values parsed as YAML: ``max_images=null``) of a recipe's keys."""
+    valid = sorted({f.name for f in fields(PretrainSettings)} | set(EXTRA_KEYS))
+    out = dict(data)
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep or key.strip() not in valid:
+            raise PretrainError(f"{path}: --set {item!r}: expected KEY=VALUE, KEY one of: {', '.join(valid)}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def load_recipe(
+    name: str | os.PathLike[str], progress: bool = False, sets: Sequence[str] = ()
+) -> PretrainSettings:
+    """The settings of pretraining recipe ``name`` (``sets`` override its keys), with ``exclude_eval_of``
+    resolved to image paths."""
     from medxfer.io import expand_vars
 
-    _, data = read_recipe(name)
+    path, data = read_recipe(name)
+    data = apply_sets(path, data, sets)
     source = data.pop("exclude_eval_of", None)
     data.pop("name", None)
     data["data"] = [expand_vars(str(s)) for s in data["data"]]
