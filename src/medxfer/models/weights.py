@@ -145,8 +145,15 @@ def register_weight_source(
     return deco
 
 
+def load_plugins() -> None:
+    """Register the plug-in sources of :data:`PLUGIN_SOURCES` (listings show every source)."""
+    for kind in PLUGIN_SOURCES:
+        _with_plugin(kind)
+
+
 def list_weight_sources() -> list[str]:
-    """Weight sources as written on the command line (``imagenet``, ``packaged``, ``file:PATH``, ``none``)."""
+    """Weight sources as written on the command line (``imagenet``, ``packaged``, ``file:PATH``, ...)."""
+    load_plugins()
     return [s.usage for s in WEIGHT_SOURCES.values()]
 
 

@@ -38,7 +38,14 @@ def materialise(name: str) -> Path:
 
 
 def _status(spec: Any) -> str:
-    return "ok"  # NAME is a recipe of configs/pretrain/, run on first use
+    """Which packaged pretraining recipes adapt this backbone (not "ok": each runs a pretraining first)."""
+    from medxfer.pretraining.recipes import read_recipe
+    from medxfer.recipes import list_pretrain_recipes
+
+    names = [n for n in list_pretrain_recipes() if read_recipe(n)[1].get("backbone") == spec.name]
+    if not names:
+        return f"no pretraining recipe for {spec.name}"
+    return f"runs a pretraining on first use: pretrained:{', pretrained:'.join(names)}"
 
 
 def _preprocess(path: Path) -> tuple[int, tuple[float, ...], tuple[float, ...]] | None:
