@@ -68,7 +68,7 @@ def start_settings(
         return loaded, last.is_file()
     if settings is None:
         raise PretrainError(f"--resume {out}: no {SETTINGS_FILE} there; start it with --data ... --out {out}")
-    if not resume and (saved.is_file() or (out / CARD_FILE).is_file()):
+    if not resume and any((out / f).exists() for f in (SETTINGS_FILE, CARD_FILE, WEIGHTS_FILE)):
         raise PretrainError(f"{out}: holds a pretraining already; use --resume, or another --out")
     if out.is_file():
         raise PretrainError(f"--out {out}: is a file; give a folder")
