@@ -39,6 +39,7 @@ _API = (
     "load_run",
     "load_table",
     "make_config",
+    "pretrain",
     "train",
     "tune",
 )

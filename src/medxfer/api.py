@@ -2,7 +2,8 @@
 
 Every function here wraps the one implementation of its step, the same one the CLI calls: the
 workflow layer (:mod:`medxfer.workflow`: config policies, evaluation sets and leak exclusion), then
-``train_run``, :class:`~medxfer.inference.predictor.Predictor`, ``export_run``, ``run_tune``, ``run_check``.
+``train_run``, :class:`~medxfer.inference.predictor.Predictor`, ``export_run``, ``run_tune``, ``run_check``,
+``pretrain_run``.
 
 Example (a notebook)::
 
@@ -23,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from medxfer.evaluate.results import Evaluation, Explanation
+from medxfer.pretraining.entry import pretrain  # the typed keywords live there; it imports nothing heavy
 from medxfer.workflow.run import Run
 
 if TYPE_CHECKING:
@@ -41,6 +43,7 @@ __all__ = [
     "load_run",
     "load_table",
     "make_config",
+    "pretrain",
     "train",
     "tune",
 ]

@@ -68,6 +68,7 @@ COMMAND_MODULES = (
     "recipes",  # recipes [NAME]
     "summary",  # summary RUN
     "train",  # train, lr-find
+    "pretrain",  # pretrain (self-supervised adaptation of a backbone)
     "evaluate",  # evaluate, explain, compare, demo
     "classical",  # features, classical
     "tune",  # tune

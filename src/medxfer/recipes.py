@@ -67,3 +67,23 @@ def describe(name: str) -> str:
     text = " ".join(lines)
     end = text.find(". ")
     return text[: end + 1] if end >= 0 else text
+
+
+def list_pretrain_recipes() -> list[str]:
+    """Names of the pretraining recipes (``medxfer/configs/pretrain/*.yaml``; not training recipes)."""
+    return sorted({f.stem for d in recipe_folders() for f in (d / "pretrain").glob("*.yaml")})
+
+
+def find_pretrain_recipe(name: str | os.PathLike[str]) -> Path:
+    """A pretraining recipe file as given, else by name (``xray-lite0``); RecipeError lists them."""
+    p = Path(name)
+    if p.is_file():
+        return p
+    if p.suffix in ("", ".yaml", ".yml") and len(p.parts) == 1:
+        for folder in recipe_folders():
+            candidate = folder / "pretrain" / f"{p.stem}.yaml"
+            if candidate.is_file():
+                return candidate
+    raise RecipeError(
+        f"{p}: pretraining recipe not found; give a YAML path or one of: {', '.join(list_pretrain_recipes())}"
+    )

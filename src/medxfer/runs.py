@@ -70,8 +70,10 @@ class ModelInfo:
         """The record of ``backbone`` + ``weights``: size, mean and std read from the backbone's weights
         (never retyped), other fields (channels, mask_boxes, head, output) as given."""
         from medxfer.models.backbones import get_spec
+        from medxfer.models.weights import card_preprocess
 
-        size, mean, std = get_spec(backbone).preprocess(weights)
+        # pretrained weights with a card (file:DIR, pretrained:NAME) carry their own preprocessing
+        size, mean, std = card_preprocess(weights) or get_spec(backbone).preprocess(weights)
         size = int(input_size or size)
         return cls(list(class_names), backbone, weights, size, tuple(mean), tuple(std), **fields_)  # type: ignore[arg-type]
 

@@ -16,8 +16,10 @@ from medxfer.models.weights import (
 
 
 def test_sources_are_listed_best_first_and_errors_name_them() -> None:
-    assert list_weight_sources() == ["imagenet", "packaged", "file:PATH", "none"]
-    with pytest.raises(WeightsError, match="choose one of: imagenet, packaged, file:PATH, none"):
+    assert list_weight_sources() == ["imagenet", "packaged", "file:PATH", "pretrained:NAME", "none"]
+    with pytest.raises(
+        WeightsError, match="choose one of: imagenet, packaged, file:PATH, pretrained:NAME, none"
+    ):
         parse_source("hub")
     assert list(weight_status("custom_cnn")) == list_weight_sources()
 

@@ -238,7 +238,7 @@ def test_file_errors_name_the_file_and_the_problem(tmp_path):
 
 
 def test_unknown_source_and_custom_cnn_imagenet_are_refused(empty_caches):
-    with pytest.raises(WeightsError, match="imagenet, packaged, file:PATH, none"):
+    with pytest.raises(WeightsError, match="imagenet, packaged, file:PATH, pretrained:NAME, none"):
         build_model("custom_cnn", num_classes=2, weights="hub")
     with pytest.raises(WeightsError, match="no ImageNet weights for custom_cnn"):
         build_model("custom_cnn", num_classes=2, weights="imagenet")

