@@ -132,3 +132,17 @@ def test_features_command_errors(tmp_path):
     assert r.exit_code == 2 and "--backbone" in r.output
     r = CliRunner().invoke(app, [*base, "--backbone", "nonet"])
     assert r.exit_code == 2 and "efficientnet_lite0" in r.output
+
+
+def test_weights_digest_of_a_pretraining_folder_follows_its_weights(tmp_path):
+    """``file:DIR`` (a ``medxfer pretrain`` output) is keyed by DIR/weights.safetensors' content, so
+    re-pretraining into the same folder never serves the old folder's cached features."""
+    from medxfer.features.extract import _weights_digest
+
+    folder = tmp_path / "pt"
+    folder.mkdir()
+    (folder / "weights.safetensors").write_bytes(b"first")
+    first = _weights_digest(f"file:{folder}")
+    (folder / "weights.safetensors").write_bytes(b"second weights")
+    assert first and _weights_digest(f"file:{folder}") not in ("", first)
+    assert _weights_digest(f"file:{tmp_path / 'missing'}") == ""

@@ -159,8 +159,10 @@ class _Store:
 
 
 def _weights_digest(weights: str) -> str:
+    """Content identity of ``file:PATH`` weights (a file, or a pretraining folder's weights.safetensors)."""
     if weights.startswith("file:"):
         p = Path(weights[5:])
+        p = p / "weights.safetensors" if p.is_dir() else p
         return file_digest(str(p)) if p.is_file() else ""
     return ""
 
