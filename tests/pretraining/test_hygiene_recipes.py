@@ -105,7 +105,8 @@ def test_pretrained_source_runs_the_recipe_once_and_loads_it(pool: Path, tmp_pat
 
     pre = load_file(str(folders[0] / "weights.safetensors"))
     assert torch.equal(model.backbone.state_dict()["features.0.0.weight"], pre["features.0.0.weight"])
-    assert ModelInfo.for_backbone("custom_cnn", f"pretrained:{recipe}", ["a", "b"]).input_size == 32
+    # the source weights' size (custom_cnn: 224), not the 32 px the pretraining ran at
+    assert ModelInfo.for_backbone("custom_cnn", f"pretrained:{recipe}", ["a", "b"]).input_size == 224
 
     def no_second_run(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise AssertionError("the cached pretraining ran again")

@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from medxfer.io import shared_data_dir
+from medxfer.runs import ModelInfo
 
 KERMANY = shared_data_dir() / "kermany" / "train"
 pytestmark = pytest.mark.skipif(not KERMANY.is_dir(), reason="needs ../shared/data/kermany")
@@ -92,6 +93,7 @@ def test_train_from_pretrained_weights_loads_them_and_their_preprocessing(
             "data.val": 0.3,
             "model.backbone": "efficientnet_lite0",
             "model.weights": f"file:{pretrained}",
+            "model.input_size": 64,
             "train.batch_size": 8,
             "train.threads": 2,
             "stages": [{"name": "head", "epochs": 1, "trainable": "head", "lr": 1e-3}],
@@ -105,6 +107,9 @@ def test_train_from_pretrained_weights_loads_them_and_their_preprocessing(
     card = json.loads((pretrained / "card.json").read_text())
     assert info.weights == f"file:{pretrained}"
     assert (info.input_size, list(info.mean), list(info.std)) == (64, card["mean"], card["std"])
+    # without model.input_size a fine-tune uses the source weights' size, not the (smaller) pretraining size
+    assert card["input_size"] == 64 and card["model_input_size"] == 224
+    assert ModelInfo.for_backbone("efficientnet_lite0", f"file:{pretrained}", ["a", "b"]).input_size == 224
 
 
 def test_pretrained_weights_of_another_backbone_are_refused(pretrained: Path) -> None:

@@ -2,7 +2,8 @@
 backbone's own keys) and ``card.json`` (backbone, source weights, method, images, preprocessing).
 
 ``weights: file:DIR`` loads such a folder (:mod:`medxfer.models.weights`) after checking the card's
-backbone, and the card's input size, mean and std become the run's preprocessing.
+backbone, and the card's mean and std become the run's preprocessing, with the source weights' own input
+size (``model_input_size``: pretraining at a lower resolution to save time does not shrink the fine-tune).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def folder_preprocess(folder: Path) -> tuple[int, tuple[float, ...], tuple[float
     if not (folder / CARD_FILE).is_file():
         return None
     card = read_weights_card(folder)
-    return int(card["input_size"]), tuple(map(float, card["mean"])), tuple(map(float, card["std"]))
+    size = int(card.get("model_input_size") or card["input_size"])  # cards before model_input_size
+    return size, tuple(map(float, card["mean"])), tuple(map(float, card["std"]))
 
 
 def card_weights_file(backbone: str, folder: Path) -> Path:

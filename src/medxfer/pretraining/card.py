@@ -61,7 +61,8 @@ class Card:
     method: str
     epochs: int
     batch_size: int
-    input_size: int
+    input_size: int  # the pretraining's views
+    model_input_size: int  # the source weights' size: a fine-tune's default (card_preprocess)
     images: int
     images_sha256: str
     excluded: dict[str, int]

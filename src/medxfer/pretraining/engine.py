@@ -32,6 +32,7 @@ class Prepared:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     excluded: dict[str, int] = field(default_factory=dict)
+    model_input_size: int = 224  # the source weights' own size: what a fine-tune of these weights uses
 
 
 @dataclass
@@ -94,10 +95,10 @@ def prepare_images(settings: PretrainSettings, progress: bool) -> Prepared:
             f"{len(paths)} image(s) left for pretraining, fewer than --batch-size {settings.batch_size}"
         )
     carried = card_preprocess(settings.weights)  # a pretraining may start from pretrained weights
-    _, mean, std = carried or get_spec(settings.backbone).preprocess(settings.weights)
+    source_size, mean, std = carried or get_spec(settings.backbone).preprocess(settings.weights)
     channels = resolve_channels("auto", paths)
     images = load_prepared(paths, settings.input_size, channels, progress=progress, desc="pretraining")
-    return Prepared(images, paths, channels, mean, std, excluded)
+    return Prepared(images, paths, channels, mean, std, excluded, source_size)
 
 
 def build_method(settings: PretrainSettings, restore: bool):  # noqa: ANN201
@@ -199,6 +200,7 @@ def finish(  # noqa: PLR0913
         epochs=settings.epochs,
         batch_size=settings.batch_size,
         input_size=settings.input_size,
+        model_input_size=prepared.model_input_size,
         images=n,
         images_sha256=list_sha256(prepared.paths),
         excluded=prepared.excluded,
