@@ -135,7 +135,9 @@ def test_lite0_lite2_and_mobilenet_at_their_own_sizes_on_real_xrays(
     with torch.no_grad():
         inside = [
             m.predict_proba(x).double().numpy()
-            for m, x in predictor.model.member_inputs(predictor._inputs(images, None))
+            for m, x in predictor.model.member_inputs(
+                predictor._inputs([predictor.prepare(i) for i in images], None)
+            )
         ]
     own = [Predictor(r).predict_arrays(images) for r in runs]
     gaps = [float(np.abs(a - b).max()) for a, b in zip(inside, own, strict=True)]

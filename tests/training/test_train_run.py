@@ -69,7 +69,7 @@ def test_ddp_two_processes_on_cpu(tiny_data: Path, tmp_path: Path) -> None:
     # Lightning's DDP launcher re-runs the command line for rank 1: use the console script.
     medxfer = str(Path(sys.executable).with_name("medxfer"))
     proc = subprocess.run(
-        [medxfer, "train", "-c", str(cfg_file), "--out", str(out)],  # not --quiet: Lightning's DDP lines
+        [medxfer, "train", "-c", str(cfg_file), "--out", str(out), "--verbose"],  # Lightning's DDP lines
         capture_output=True,
         text=True,
         env={**os.environ, "MEDXFER_CACHE": str(tmp_path / "cache")},
