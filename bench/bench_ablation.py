@@ -5,7 +5,7 @@
         [--stress-images 200] [--crossval-config covid-vs-normal] [--tta] [--bf16]
 
 Columns: internal val ROC AUC (the run's patient-grouped val split, best epoch), stress score (mean ROC AUC
-of the 27 shifted sets of :mod:`medxfer.evaluate.stress` on ``--stress-images`` val images) and its worst
+of the 27 shifted sets of :mod:`medxfer.inference.stress` on ``--stress-images`` val images) and its worst
 set, train minutes (wall, this machine), and with ``--crossval-config`` the leave-source-out ROC AUC (mean
 and min over held-out sources) of ``medxfer crossval --fast`` with the same overrides where the lever
 applies to a head on frozen embeddings (backbone, input size, head, label smoothing, head stage);
@@ -58,9 +58,9 @@ def _stress_rows(run: Path, n_images: int, seed: int, tta: bool) -> tuple[dict[s
     from medxfer.config import load_config
     from medxfer.data.datasets import load_datasets
     from medxfer.data.splits import apply_splits
-    from medxfer.evaluate.stress import stress_test
     from medxfer.inference.evaluation import model_labels
     from medxfer.inference.predictor import Predictor
+    from medxfer.inference.stress import stress_test
 
     cfg = load_config(run / "config.yaml")
     table = apply_splits(load_datasets(cfg.data.specs, task=cfg.data.task), run / "splits.csv").subset("val")

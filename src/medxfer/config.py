@@ -23,25 +23,8 @@ import yaml
 from medxfer.config_checks import ConfigError as ConfigError
 from medxfer.config_checks import validate as validate
 from medxfer.config_checks import validate_sizes
+from medxfer.data.resolve import DataConfig  # the data section: defined with its one resolution path
 from medxfer.recipes import RecipeError, did_you_mean, find_recipe
-
-
-@dataclass
-class DataConfig:
-    """Which images, which labels, which split."""
-
-    specs: list[str] = field(default_factory=list)  # LAYOUT:PATH; ${VAR} expanded (e.g. MEDXFER_SHARED_DATA)
-    task: str | None = None  # a named task of medxfer.data.datasets.TASKS
-    label_map: dict[str, str | None] | None = None
-    splits: str | None = None  # an existing splits.csv; else made with val/test/seed below
-    val: float = 0.2
-    test: float = 0.0
-    seed: int = 0
-    duplicates: str = "group"  # group | drop-cross-class | keep (see medxfer.data.leaks)
-    allow_leaks: bool = False  # train even when duplicate images straddle splits (e.g. a given splits.csv)
-    limit_per_class: int | None = None  # at most N images per class in every split (quick runs)
-    channels: str = "auto"  # auto (from the data) | gray | rgb
-    mask_boxes: list[list[float]] = field(default_factory=list)  # relative [x0, y0, x1, y1]
 
 
 @dataclass

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from medxfer.config import ConfigError, load_config
+from medxfer.data import shifts
 from medxfer.data.transforms import PRESETS, Augment, augment_uint8, get_augment
 from medxfer.data.transforms import crop_box as crop_box_fn
-from medxfer.evaluate import shifts
 
 
 def _texture(shape: tuple[int, ...] = (96, 96), seed: int = 0) -> np.ndarray:
@@ -189,7 +189,7 @@ def test_crop_box_respects_scale_and_aspect_bounds() -> None:
 
 
 def test_crop_ratio_one_crops_as_before_and_square_crops_keep_aspect() -> None:
-    from medxfer.evaluate.shifts import crop
+    from medxfer.data.shifts import crop
 
     img = _texture((64, 64))
     a = augment_uint8(img, Augment(crop_scale=0.5), np.random.default_rng(4))

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from medxfer.cli import app
-from medxfer.evaluate.stress import stress_sample
+from medxfer.inference.stress import stress_sample
 
 
 def test_stress_sample_is_stratified_and_keeps_patients_whole() -> None:

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from medxfer.evaluate import stress as S
+from medxfer.evaluate import stress_report as R
+from medxfer.inference import stress as S
 
 
 def _ramp(shape: tuple[int, ...] = (40, 60)) -> np.ndarray:
@@ -123,7 +124,7 @@ def test_stress_test_rows_and_summary() -> None:
     s = result["summary"]
     assert s["n_shifted_sets"] == 6 and s["stress_score"] == 1.0 and s["clean_auc"] == 1.0
     assert s["mean_accuracy"] == pytest.approx(np.mean([r["accuracy"] for r in rows[1:]]))
-    text = S.summary_text(s)
+    text = R.summary_text(s)
     assert "stress score 1.000" in text and f"mean accuracy {s['mean_accuracy']:.3f} (clean 1.000)" in text
 
 
@@ -133,7 +134,7 @@ def test_stress_summary_worst_and_mean() -> None:
         {"shift": "blur", "severity": 1, "parameter": "a", "roc_auc": 0.9, "accuracy": 0.8},
         {"shift": "jpeg", "severity": 3, "parameter": "b", "roc_auc": 0.7, "accuracy": 0.6},
     ]
-    s = S.stress_summary(rows)
+    s = R.stress_summary(rows)
     assert s["stress_score"] == pytest.approx(0.8) and s["worst"]["shift"] == "jpeg"
     assert s["mean_accuracy"] == pytest.approx(0.7)
 
@@ -162,7 +163,7 @@ def test_evaluate_stress_cli_writes_table_plot_and_report(tiny_folder: Path, tin
     out = tiny_run / "eval" / "external-data"  # the run has no splits.csv: the folder is external data
     table = pd.read_csv(out / "stress.csv")
     assert len(table) == 1 + len(S.list_shifts()) * 3
-    assert list(table.columns) == S.STRESS_COLUMNS
+    assert list(table.columns) == R.STRESS_COLUMNS
     assert (out / "stress.png").stat().st_size > 0
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["stress"]["n_shifted_sets"] == 27

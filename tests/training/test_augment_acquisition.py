@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from medxfer.cli import app
 from medxfer.config import save_config
-from medxfer.evaluate import shifts
+from medxfer.data import shifts
 
 
 def _count_calls(monkeypatch: pytest.MonkeyPatch) -> Counter:

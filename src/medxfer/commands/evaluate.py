@@ -37,7 +37,7 @@ def _print_results(done: EvaluationOutcome) -> None:
         )
         print(_headline(result))
         if "stress" in result:
-            from medxfer.evaluate.stress import summary_text
+            from medxfer.evaluate.stress_report import summary_text
 
             print(summary_text(result["stress"]))
         print(f"report: {result['report']}")

@@ -1,4 +1,5 @@
-"""The one data path: datasets of a config -> labelled table with patient-grouped splits -> channels.
+"""The one data path: a config's ``data`` section (:class:`DataConfig`) -> labelled table with
+patient-grouped splits -> channels.
 
 Every consumer of a ``data:`` config section (``train``, ``tune`` in both modes, ``features``,
 ``classical``, ``demo``) resolves it here, so a rule added to data resolution (such as
@@ -14,14 +15,32 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from medxfer.config import DataConfig
     from medxfer.data.check import CheckReport
     from medxfer.data.datasets import ImageTable
 
 CHANNELS = ("auto", "gray", "rgb")
+
+
+@dataclass
+class DataConfig:
+    """Which images, which labels, which split."""
+
+    specs: list[str] = field(default_factory=list)  # LAYOUT:PATH; ${VAR} expanded (e.g. MEDXFER_SHARED_DATA)
+    task: str | None = None  # a named task of medxfer.data.datasets.TASKS
+    label_map: dict[str, str | None] | None = None
+    splits: str | None = None  # an existing splits.csv; else made with val/test/seed below
+    val: float = 0.2
+    test: float = 0.0
+    seed: int = 0
+    duplicates: str = "group"  # group | drop-cross-class | keep (see medxfer.data.leaks)
+    allow_leaks: bool = False  # train even when duplicate images straddle splits (e.g. a given splits.csv)
+    limit_per_class: int | None = None  # at most N images per class in every split (quick runs)
+    channels: str = "auto"  # auto (from the data) | gray | rgb
+    mask_boxes: list[list[float]] = field(default_factory=list)  # relative [x0, y0, x1, y1]
 
 
 def resolve_table(

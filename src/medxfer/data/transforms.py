@@ -7,7 +7,7 @@ The parameters come from :class:`medxfer.runs.ModelInfo`, never retyped.
 
 Augmentation presets are chosen for chest X-rays: small rotations, shear, zoom, brightness and
 contrast, and (preset ``acquisition``) the gamma, blur, noise and JPEG differences between scanners
-and export pipelines, drawn with the stress test's pixel code (:mod:`medxfer.evaluate.shifts`).
+and export pipelines, drawn with the stress test's pixel code (:mod:`medxfer.data.shifts`).
 Horizontal flip is available but off by default: anatomy is not mirror-symmetric
 (heart on the left, ``dextrocardia`` is itself a finding) and burnt-in laterality markers would
 be flipped, so a flipped X-ray is not a plausible X-ray.
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from medxfer.data import shifts
 from medxfer.data.contrast import contrast
-from medxfer.evaluate import shifts
 
 if TYPE_CHECKING:
     import torch
@@ -313,7 +313,7 @@ def crop_box(
 def _degrade(img: np.ndarray, aug: Augment, rng: np.random.Generator) -> np.ndarray:
     """Gamma, then blur, noise and JPEG (each with probability ``p_degrade``), in acquisition order.
 
-    The pixel math is :mod:`medxfer.evaluate.shifts` (the stress test's). Only enabled ops draw from
+    The pixel math is :mod:`medxfer.data.shifts` (the stress test's). Only enabled ops draw from
     ``rng``, so augmentations without them give exactly the images they gave before these existed.
     """
     if aug.gamma:

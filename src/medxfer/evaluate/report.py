@@ -128,8 +128,8 @@ def _sections(ctx: dict[str, Any]) -> list[tuple[str, str, Any]]:
 
 
 def _stress_section(stress: dict[str, Any]) -> tuple[str, str, Any]:
-    """The stress-test section (medxfer.evaluate.stress): summary line, the plot, one row per shifted set."""
-    from medxfer.evaluate.stress import stress_table, summary_text
+    """The stress-test section (evaluate.stress_report): summary line, plot, one row per shifted set."""
+    from medxfer.evaluate.stress_report import stress_table, summary_text
 
     title = "Stress test under acquisition shifts: " + summary_text(stress["summary"])
     return ("stress", title, (stress_table(stress), "stress.png"))

@@ -312,13 +312,13 @@ def evaluate_run(
 
     ``name``: the split (``all`` for None) plus ``-tta`` by default. ``about``: what the images are (an
     :meth:`~medxfer.inference.sets.EvalSet.about` dict); ``leaks``: external images left out (``leaks.csv``);
-    ``stress``: also the shift stress test (:mod:`medxfer.evaluate.stress`) on ``stress_images`` images
+    ``stress``: also the shift stress test (:mod:`medxfer.inference.stress`) on ``stress_images`` images
     (whole patients per class; 0: all); ``progress``: tqdm bars. Returns ``metrics.json``'s dict
     with ``eval_dir`` and ``report`` (report.html). Example: ``evaluate_run("runs/demo", table, "test")``.
     """
     from medxfer.evaluate.report import write_reports
-    from medxfer.evaluate.stress import run_stress
     from medxfer.inference.predictor import Predictor
+    from medxfer.inference.stress import run_stress
 
     run = Path(run_dir)
     predictor = Predictor(run)  # the one inference path: `evaluate --tta` measures what `predict --tta` does

@@ -1,7 +1,7 @@
 """X-ray-safe views for self-supervised pretraining, drawn with the one augmentation path.
 
 Two views of each prepared (decoded once, cached) image are drawn with
-:func:`medxfer.data.transforms.augment_uint8` (pixel math of :mod:`medxfer.evaluate.shifts`): a random
+:func:`medxfer.data.transforms.augment_uint8` (pixel math of :mod:`medxfer.data.shifts`): a random
 resized crop of 35-100 % of the area, exposure, contrast and gamma, and with probability 0.5 each, blur
 and noise. No flips (anatomy is not mirror-symmetric) and no hue (X-rays have none).
 

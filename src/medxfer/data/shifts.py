@@ -1,6 +1,6 @@
 """Acquisition-shift pixel primitives: one amount in, one image out (same shape and dtype).
 
-The one copy of this pixel math: the stress test (:mod:`medxfer.evaluate.stress`) calls each with
+The one copy of this pixel math: the stress test (:mod:`medxfer.inference.stress`) calls each with
 fixed severities, training augmentation (:func:`medxfer.data.transforms.augment_uint8`) with random
 amounts. Images are uint8 ``(H, W)`` or ``(H, W, 3)``. Pixel amounts (blur sigma) are given for a
 224-pixel short side and scaled with the image, so an amount means the same on a 224 px thumbnail
