@@ -101,7 +101,7 @@ def test_unknown_top_level_keys_are_refused_not_dropped(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['trian'\]"):
         load_config(None, ["trian.batch_size=3"])
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['trian'\]"):
-        medxfer.make_config(None, trian__batch_size=3)
+        medxfer.make_config(None, overrides={"trian.batch_size": 3})
     res = CliRunner().invoke(app, ["train", "-c", str(recipe), "--out", str(tmp_path / "run")])
     assert res.exit_code == 2 and "unknown key(s) ['trian']" in res.output
     assert not (tmp_path / "run").exists()

@@ -6,9 +6,9 @@ function here; ``help(medxfer.train)`` and friends document each one.
 
 The API (``import medxfer`` is instant; each function loads what it needs when called):
 
-- ``medxfer.train(recipe, out=..., **overrides) -> Run``: a recipe by name (``medxfer recipes`` lists them:
-  ``"kermany-binary"``, ...) or a YAML path; overrides are config keys with ``__`` for dots
-  (``train__batch_size=16``).
+- ``medxfer.train(recipe, out=..., overrides=...) -> Run``: a recipe by name (``medxfer recipes`` lists
+  them: ``"kermany-binary"``, ...) or a YAML path; ``overrides`` maps dotted config keys to values
+  (``{"train.batch_size": 16}``).
 - ``medxfer.load_run(path) -> Run``; ``Run.evaluate()`` (the test split if any, else val; ``data=`` for
   another dataset) -> ``Evaluation`` (``.headline()``, ``.figures``, ``.report``); ``Run.predict(paths)``
   -> DataFrame; ``Run.explain(image)`` -> Grad-CAM; ``Run.export("onnx")``; ``Run.summary()``.
@@ -19,7 +19,7 @@ A dataset is ``"LAYOUT:PATH"`` (``kermany:``, ``covid19-radiography:``, ``ieee80
 ``csv:``, ...). Example::
 
     import medxfer
-    run = medxfer.train("kermany-binary", out="runs/kb", train__batch_size=16)
+    run = medxfer.train("kermany-binary", out="runs/kb", overrides={"train.batch_size": 16})
     ev = run.evaluate()
     print(ev.headline())
 """

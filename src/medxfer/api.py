@@ -8,7 +8,7 @@ workflow layer (:mod:`medxfer.workflow`: config policies, evaluation sets and le
 Example (a notebook)::
 
     import medxfer
-    run = medxfer.train("kermany-binary", out="runs/kb", **{"train.batch_size": 16})
+    run = medxfer.train("kermany-binary", out="runs/kb", overrides={"train.batch_size": 16})
     ev = run.evaluate(split="test")          # metrics with CIs, report.html, figures
     ev = run.evaluate(data="folder:new")     # external data: copies of training images left out
     ev.figures["roc"]                        # a matplotlib Figure (shown inline in Jupyter)
@@ -20,7 +20,7 @@ Example (a notebook)::
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from medxfer.evaluate.results import Evaluation, Explanation
@@ -59,19 +59,20 @@ def make_config(
     weights: str | None = None,
     epochs: int | None = None,
     allow_leaks: bool = False,
+    overrides: Mapping[str, object] | None = None,
     log: Log | None = print,
-    **overrides: Any,
 ) -> TrainConfig:
     """A :class:`~medxfer.config.TrainConfig` from a recipe (name, path, a config, or None: defaults).
 
-    ``overrides`` are config keys, dotted (``**{"train.batch_size": 16}``) or with ``__`` for the dots
-    (``train__batch_size=16``). The keywords are ``medxfer train``'s flags, with its policies: another
-    ``backbone`` starts from its own default weights; ``weights="none"`` with the default stages trains
-    every layer (the note goes to ``log``); ``epochs`` sets every stage's epochs.
+    ``overrides`` maps dotted config keys to values (``{"train.batch_size": 16, "stages.0.lr": 1e-3}``;
+    whole sections too: ``{"stages": [...]}``); an unknown key is an error. The keywords are
+    ``medxfer train``'s flags, with its policies: another ``backbone`` starts from its own default
+    weights; ``weights="none"`` with the default stages trains every layer (the note goes to ``log``);
+    ``epochs`` sets every stage's epochs.
 
     Example::
 
-        cfg = make_config("kermany-binary", task="kermany-binary", train__epochs=1)
+        cfg = make_config("kermany-binary", epochs=1, overrides={"train.batch_size": 16})
     """
     from medxfer.workflow.configuring import build_config
 
@@ -168,8 +169,8 @@ def train(
     overwrite: bool = False,
     progress: bool = True,
     verbose: bool = False,
+    overrides: Mapping[str, object] | None = None,
     log: Log | None = print,
-    **overrides: Any,
 ) -> Run:
     """Train a classifier (staged transfer learning) into the run folder ``out``; returns its :class:`Run`.
 
@@ -179,7 +180,7 @@ def train(
 
     Example::
 
-        run = medxfer.train("kermany-binary", out="runs/kb", train__batch_size=16)
+        run = medxfer.train("kermany-binary", out="runs/kb", overrides={"train.batch_size": 16})
     """
     from medxfer.config import TrainConfig
     from medxfer.training.pieces import is_ddp_child
@@ -201,8 +202,8 @@ def train(
             weights=weights,
             epochs=epochs,
             allow_leaks=allow_leaks,
+            overrides=overrides,
             log=log,
-            **overrides,
         )
     result = train_run(cfg, out, resume=resume, overwrite=overwrite, progress=progress, verbose=verbose)
     run = Run(result.run_dir, _check=not is_ddp_child())  # DDP ranks > 0 return before model.json exists
@@ -256,7 +257,7 @@ def tune(
     space: PathLike | None = None,
     pruner: str = "median",
     seed: int | None = 0,
-    overrides: Sequence[str] = (),
+    overrides: Mapping[str, object] | None = None,
     threads: int = 1,
     log: Log = print,
 ) -> dict[str, Any]:
@@ -264,8 +265,8 @@ def tune(
 
     ``storage`` is any SQLAlchemy URL (``sqlite:///runs/tune.db``, ``postgresql://user@host/db``) so
     several processes or machines can share a study. ``timeout``: seconds; ``space``: a search-space
-    YAML; ``pruner``: median | hyperband | none; ``seed``: the sampler's; ``overrides``: ``key=value``
-    strings for the base config; ``threads``: torch threads per fast trial.
+    YAML; ``pruner``: median | hyperband | none; ``seed``: the sampler's; ``overrides``: config keys
+    of the base config, as for :func:`train`; ``threads``: torch threads per fast trial.
 
     Example::
 
@@ -273,6 +274,7 @@ def tune(
         summary["best_value"]
     """
     from medxfer.tuning.search import TuneOptions, run_tune
+    from medxfer.workflow.configuring import override_strings
 
     opts = TuneOptions(
         config=config,
@@ -286,7 +288,7 @@ def tune(
         out=out,
         pruner=pruner,
         seed=seed,
-        overrides=list(overrides),
+        overrides=override_strings(overrides or {}),
         threads=threads,
     )
     return run_tune(opts, log=log)

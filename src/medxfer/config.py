@@ -261,15 +261,24 @@ def _expand(value: Any, key: str) -> Any:
     return expanded
 
 
-def apply_override(data: dict[str, Any], override: str) -> None:
-    """Apply ``a.b=value`` (value parsed as YAML) to nested plain data; ``stages.1.lr=1e-4`` indexes lists."""
+def parse_override(override: str) -> tuple[str, Any]:
+    """``"a.b=value"`` -> ``("a.b", value)``, the value parsed as YAML (``--set`` on the command line).
+
+    >>> parse_override("train.batch_size=16")
+    ('train.batch_size', 16)
+    """
     if "=" not in override:
         raise ConfigError(f"override {override!r} must look like key.sub=value")
     key, raw = override.split("=", 1)
     try:
-        value = yaml.safe_load(raw)
+        return key, yaml.safe_load(raw)
     except yaml.YAMLError:
-        value = raw  # e.g. an unbalanced quote: keep the text, the type check names the key
+        return key, raw  # e.g. an unbalanced quote: keep the text, the type check names the key
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Apply ``a.b=value`` (value parsed as YAML) to nested plain data; ``stages.1.lr=1e-4`` indexes lists."""
+    key, value = parse_override(override)
     parts = key.split(".")
     node: Any = data
     try:

@@ -34,7 +34,8 @@ def run_demo(data: Path, out: Path, overrides: list[str] | None = None, progress
     """Run the demo into ``out`` (a new run folder); returns the test metrics with ``report`` path."""
     from medxfer.data.leaks import cached_check
     from medxfer.data.resolve import checked_split, load_table
-    from medxfer.inference.evaluation import choose_threshold, evaluate_run
+    from medxfer.inference.calibration import choose_threshold
+    from medxfer.inference.evaluation import evaluate_run
     from medxfer.training.runner import train_run
 
     times: dict[str, float] = {}

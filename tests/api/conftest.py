@@ -28,21 +28,21 @@ def api_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_folder_dataset(tmp_path_factory.mktemp("apidata") / "data")
 
 
-def train_tiny(data: Path, tmp_path_factory: pytest.TempPathFactory, name: str, **overrides: object):  # noqa: ANN201
-    """A tiny run of ``data`` trained by ``medxfer.train`` (overrides as keywords) in its own cache."""
+def train_tiny(  # noqa: ANN201
+    data: Path, factory: pytest.TempPathFactory, name: str, overrides: dict[str, object] | None = None
+):
+    """A tiny run of ``data`` trained by ``medxfer.train`` (``overrides``: more config keys), own cache."""
     import medxfer
 
     mp = pytest.MonkeyPatch()
-    mp.setenv("MEDXFER_CACHE", str(tmp_path_factory.mktemp("cache")))
+    mp.setenv("MEDXFER_CACHE", str(factory.mktemp("cache")))
     try:
         return medxfer.train(
             None,
-            out=tmp_path_factory.mktemp("runs") / name,
+            out=factory.mktemp("runs") / name,
             data=[f"folder:{data}"],
             progress=False,
-            data__val=0.25,
-            **TINY_OVERRIDES,
-            **overrides,
+            overrides={"data.val": 0.25, **TINY_OVERRIDES, **(overrides or {})},
         )
     finally:
         mp.undo()
@@ -50,11 +50,11 @@ def train_tiny(data: Path, tmp_path_factory: pytest.TempPathFactory, name: str, 
 
 @pytest.fixture(scope="session")
 def api_run(api_data: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
-    """A run trained by ``medxfer.train`` with overrides given as keywords (read-only for tests)."""
+    """A run trained by ``medxfer.train`` with config overrides (read-only for tests)."""
     return train_tiny(api_data, tmp_path_factory, "tiny")
 
 
 @pytest.fixture(scope="session")
 def tiny_trainer(api_data: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
-    """``tiny_trainer(name, **overrides)``: another tiny run of ``api_data`` (e.g. other ``train__seed``)."""
-    return lambda name, **overrides: train_tiny(api_data, tmp_path_factory, name, **overrides)
+    """``tiny_trainer(name, overrides)``: another tiny run of ``api_data`` (e.g. another ``train.seed``)."""
+    return lambda name, overrides=None: train_tiny(api_data, tmp_path_factory, name, overrides)

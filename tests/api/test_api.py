@@ -39,14 +39,32 @@ def test_import_is_light_and_train_stays_callable() -> None:
 
 def test_make_config_overrides() -> None:
     cfg = make_config(
-        None, data=["folder:/x"], task="kermany-binary", train__batch_size=16, **{"stages.0.lr": 0.5}
+        None,
+        data=["folder:/x"],
+        task="kermany-binary",
+        overrides={"train.batch_size": 16, "stages.0.lr": 0.5},
     )
     assert cfg.data.specs == ["folder:/x"] and cfg.data.task == "kermany-binary"
     assert cfg.train.batch_size == 16 and cfg.stages[0].lr == 0.5
-    again = make_config(cfg, model__head={"kind": "mlp", "hidden": 8, "dropout": 0.0})
+    again = make_config(cfg, overrides={"model.head": {"kind": "mlp", "hidden": 8, "dropout": 0.0}})
     assert again.model.head["hidden"] == 8 and again.train.batch_size == 16
     with pytest.raises(ValueError, match="train.optimizer"):
-        make_config(None, train__optimizer="lbfgs")
+        make_config(None, overrides={"train.optimizer": "lbfgs"})
+
+
+def test_public_functions_take_explicit_keywords_only() -> None:
+    """No ``**kwargs`` anywhere in the public API: a misspelt keyword is a TypeError, not silently kept."""
+    import inspect
+
+    from medxfer.workflow.run import Run
+
+    public = [getattr(medxfer, name) for name in medxfer.api.__all__]
+    members = [getattr(Run, name) for name in dir(Run) if not name.startswith("_")]
+    for fn in [f for f in public + members if callable(f) and not inspect.isclass(f)]:
+        kinds = {p.kind for p in inspect.signature(fn).parameters.values()}
+        assert inspect.Parameter.VAR_KEYWORD not in kinds, fn.__qualname__
+    with pytest.raises(TypeError, match="train__batch_size"):
+        make_config(None, train__batch_size=16)  # type: ignore[call-arg]
 
 
 def test_train_writes_run_with_overrides_and_summary(api_run: medxfer.Run) -> None:

@@ -31,9 +31,7 @@ def clahe_run(api_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
             out=tmp_path_factory.mktemp("runs") / "clahe",
             data=[f"folder:{api_data}"],
             progress=False,
-            data__val=0.25,
-            model__preprocess="clahe",
-            **TINY_OVERRIDES,
+            overrides={**TINY_OVERRIDES, "data.val": 0.25, "model.preprocess": "clahe"},
         )
     finally:
         mp.undo()
@@ -73,4 +71,4 @@ def test_an_unknown_preprocess_is_refused_naming_the_key() -> None:
     from medxfer.config import ConfigError
 
     with pytest.raises(ConfigError, match=r"model.preprocess='gamma'; valid: none, equalize, clahe"):
-        medxfer.make_config(model__preprocess="gamma")
+        medxfer.make_config(overrides={"model.preprocess": "gamma"})

@@ -20,7 +20,7 @@ from medxfer.inference.predictor import Predictor
 @pytest.fixture(scope="module")
 def members(api_run: medxfer.Run, tiny_trainer) -> list[Path]:  # noqa: ANN001
     """The session's tiny run and a second one trained on the same splits with another seed."""
-    return [api_run.path, tiny_trainer("seed1", train__seed=1).path]
+    return [api_run.path, tiny_trainer("seed1", {"train.seed": 1}).path]
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +215,7 @@ def test_members_trained_at_other_input_sizes_form_one_run(
 ) -> None:
     """The two-command way to a heterogeneous ensemble: one recipe at another ``model.input_size`` shares
     the splits, and the ensemble takes the larger input (each member resizes it inside the network)."""
-    big = tiny_trainer("size48", model__input_size=48).path
+    big = tiny_trainer("size48", {"model.input_size": 48}).path
     out = tmp_path / "ens"
     res = CliRunner().invoke(app, ["ensemble", str(members[0]), str(big), "--out", str(out)])
     assert res.exit_code == 0, res.stderr

@@ -42,7 +42,7 @@ def real_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> med
             epochs=1,
             progress=False,
             log=None,
-            **{"model.input_size": 32, "train.threads": 1, "train.batch_size": 8, "data.val": 0.25},
+            overrides={"model.input_size": 32, "train.threads": 1, "train.batch_size": 8, "data.val": 0.25},
         )
 
 
@@ -95,7 +95,7 @@ def test_api_train_without_weights_trains_all_layers_as_the_cli(tmp_path: Path) 
             weights="none",
             progress=False,
             log=notes.append,
-            **common,
+            overrides=common,
         )
         args = ["train", "--data", f"folder:{data}", "--weights", "none", "--backbone", "custom_cnn"]
         args += [x for k, v in common.items() for x in ("--set", f"{k}={v}")]

@@ -11,7 +11,8 @@ import pytest
 
 from medxfer.data.datasets import load_datasets
 from medxfer.evaluate import metrics as M
-from medxfer.inference.evaluation import choose_threshold, evaluate_run
+from medxfer.inference.calibration import choose_threshold
+from medxfer.inference.evaluation import evaluate_run
 from medxfer.runs import read_model_info
 
 

@@ -88,7 +88,7 @@ def test_train_from_pretrained_weights_loads_them_and_their_preprocessing(
         None,
         tmp_path / "run",
         progress=False,
-        **{
+        overrides={
             "data.specs": [f"folder:{data}"],
             "data.val": 0.3,
             "model.backbone": "efficientnet_lite0",

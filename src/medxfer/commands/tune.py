@@ -32,7 +32,7 @@ def tune(
 ) -> None:
     """Search hyperparameters with Optuna (TPE + pruning); resumable, several processes may share a study."""
     from medxfer.api import tune as api_tune
-    from medxfer.config import ConfigError
+    from medxfer.config import ConfigError, parse_override
     from medxfer.data.datasets import DatasetError
 
     try:
@@ -49,7 +49,7 @@ def tune(
             space=space,
             pruner=pruner,
             seed=seed,
-            overrides=list(sets or []),
+            overrides=dict(parse_override(s) for s in sets or []),
             threads=threads,
         )
     except (ConfigError, DatasetError, FileNotFoundError, ValueError) as exc:

@@ -8,6 +8,9 @@ the other part — never the same images — reports before and after. The resul
 ``model.json`` (``temperature``, ``threshold``, ``threshold_method``, ``extra["calibration"]``) so every
 prediction path (evaluate, predict, serve, the ONNX engine) applies it.
 
+:func:`choose_threshold` stores a threshold chosen on the run's own val split (``--choose-threshold``,
+the demo) the same way.
+
 For a sigmoid (one-logit) binary model ``softmax(log p / T)`` equals ``sigmoid(logit / T)``: one rule
 for both heads, computed from probabilities alone.
 """
@@ -154,10 +157,17 @@ def calibrate_local(
     label_map: dict[str, str | None] | None = None,
     leak_check: bool = True,
     drop_unknown: bool = False,
-    **options: Any,
+    *,
+    fit: str = "both",
+    fraction: float = 0.5,
+    seed: int = 0,
+    batch_size: int = 32,
+    tta: bool = False,
+    n_boot: int = 1000,
 ) -> tuple[Any, dict[str, Any]]:
     """``evaluate --calibrate-on SPEC``: calibrate on part of the local data (external rows, leaks
     excluded as for any external set) and return ``(EvalSet of the other part, calibration result)``.
+    ``fit`` ... ``n_boot``: as for :func:`calibrate_run`.
 
     The fitted images are written to ``RUN/eval/<set>-calibrated/calibration.json`` with the numbers
     before and after, so a reader can check that the report never scores them.
@@ -177,7 +187,7 @@ def calibrate_local(
         raise ValueError(
             f"--calibrate-on {spec}: the run was trained on these images; give local data it never saw"
         )
-    result = calibrate_run(run, local.table, spec, **options)
+    result = calibrate_run(run, local.table, spec, fit, fraction, seed, batch_size, tta, n_boot)
     scope = f"{local.scope} minus the {result['fit_images']} images the calibration was fitted on"
     rest = EvalSet(
         f"{local.name}-calibrated", "external", result["report"], [spec], scope=scope, leaks=local.leaks
@@ -199,3 +209,37 @@ def before_after_lines(result: dict[str, Any]) -> list[str]:
             f"{key:<12} {fmt_ci(result['before_ci'].get(key)):<24} {fmt_ci(result['after_ci'].get(key))}"
         )
     return lines
+
+
+def choose_threshold(
+    run_dir: str | os.PathLike[str],
+    table_val: ImageTable,
+    method: str = "youden",
+    batch_size: int = 32,
+    tta: bool = False,
+) -> float:
+    """Choose the binary decision threshold on ``table_val`` (all its rows) and store it in model.json.
+
+    ``method``: ``youden`` or ``sens:<target>`` (see :func:`medxfer.evaluate.metrics.choose_threshold`).
+    model.json is rewritten atomically with ``threshold`` and ``threshold_method``. Returns the threshold.
+    """
+    from medxfer.inference.predictor import Predictor
+    from medxfer.io import atomic_write_text
+    from medxfer.runs import MODEL_JSON
+
+    if not (Path(run_dir) / MODEL_JSON).is_file():
+        raise ValueError(f"{run_dir}: no {MODEL_JSON}; a decision threshold is stored for trained runs only")
+    predictor = Predictor(run_dir)
+    info = predictor.info
+    if info.num_classes != 2:
+        raise ValueError(
+            f"{run_dir}: threshold choice is for binary models; this one has {info.num_classes} classes"
+        )
+    from medxfer.inference.evaluation import model_labels
+
+    y = model_labels(table_val, list(info.class_names))
+    proba = predictor.predict_paths(table_val.table["path"].astype(str).tolist(), batch_size, tta)
+    threshold = M.choose_threshold(y, proba, method)
+    info.threshold, info.threshold_method = threshold, method
+    atomic_write_text(Path(run_dir) / MODEL_JSON, info.to_json())
+    return threshold

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -292,6 +293,23 @@ def _annotate(
     return label
 
 
+@dataclass(frozen=True)
+class Scoring:
+    """How each set of an evaluation is scored: `medxfer evaluate`'s flags, :func:`evaluate_run`'s keywords.
+
+    ``worst``: images in the worst-predicted gallery; ``n_boot``/``seed``: the patient bootstrap; ``stress``
+    and ``stress_images``: the shift stress test on a sample of whole patients (0: all); ``progress``: bars.
+    """
+
+    worst: int = 12
+    batch_size: int = 32
+    n_boot: int = 1000
+    seed: int = 0
+    stress: bool = False
+    stress_images: int = 300
+    progress: bool = True
+
+
 def evaluate_run(
     run_dir: str | os.PathLike[str],
     table: ImageTable,
@@ -352,35 +370,3 @@ def evaluate_run(
     }
     html_path, _ = write_reports(ctx, out)
     return {**result, "eval_dir": str(out), "report": str(html_path)}
-
-
-def choose_threshold(
-    run_dir: str | os.PathLike[str],
-    table_val: ImageTable,
-    method: str = "youden",
-    batch_size: int = 32,
-    tta: bool = False,
-) -> float:
-    """Choose the binary decision threshold on ``table_val`` (all its rows) and store it in model.json.
-
-    ``method``: ``youden`` or ``sens:<target>`` (see :func:`medxfer.evaluate.metrics.choose_threshold`).
-    model.json is rewritten atomically with ``threshold`` and ``threshold_method``. Returns the threshold.
-    """
-    from medxfer.inference.predictor import Predictor
-    from medxfer.io import atomic_write_text
-    from medxfer.runs import MODEL_JSON
-
-    if not (Path(run_dir) / MODEL_JSON).is_file():
-        raise ValueError(f"{run_dir}: no {MODEL_JSON}; a decision threshold is stored for trained runs only")
-    predictor = Predictor(run_dir)
-    info = predictor.info
-    if info.num_classes != 2:
-        raise ValueError(
-            f"{run_dir}: threshold choice is for binary models; this one has {info.num_classes} classes"
-        )
-    y = model_labels(table_val, list(info.class_names))
-    proba = predictor.predict_paths(table_val.table["path"].astype(str).tolist(), batch_size, tta)
-    threshold = M.choose_threshold(y, proba, method)
-    info.threshold, info.threshold_method = threshold, method
-    atomic_write_text(Path(run_dir) / MODEL_JSON, info.to_json())
-    return threshold

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from medxfer.data.datasets import ImageTable
+    from medxfer.inference.evaluation import Scoring
 
 SEEN_SPLITS = ("train", "val")  # the images the model was fitted or selected on
 
@@ -279,12 +280,35 @@ def is_current(folder: Path, run: Path) -> bool:
     return meta.get("threshold") == threshold and meta.get("temperature", 1.0) == info.temperature
 
 
+def _score(
+    run: Path, chosen: EvalSet, name: str, tta: bool, about: dict[str, Any], scoring: Scoring
+) -> dict[str, Any]:
+    """:func:`~medxfer.inference.evaluation.evaluate_run` on one set with ``scoring``'s settings."""
+    from medxfer.inference.evaluation import evaluate_run
+
+    return evaluate_run(
+        run,
+        chosen.table,
+        None,
+        name,
+        tta,
+        worst=scoring.worst,
+        batch_size=scoring.batch_size,
+        n_boot=scoring.n_boot,
+        seed=scoring.seed,
+        about=about,
+        leaks=chosen.leaks,
+        stress=scoring.stress,
+        stress_images=scoring.stress_images,
+        progress=scoring.progress,
+    )
+
+
 def _internal_split(
-    run: Path, internal: tuple, split: str, suffix: str, tta: bool, log: Any, options: dict[str, Any]
+    run: Path, internal: tuple, split: str, suffix: str, tta: bool, log: Any, scoring: Scoring
 ) -> Path | None:
     """Evaluate the run's ``split`` for the generalisation table; None if it has none or its data is gone."""
     from medxfer.data.datasets import DatasetError
-    from medxfer.inference.evaluation import evaluate_run
     from medxfer.runs import read_model_info
 
     classes = list(read_model_info(run).class_names)
@@ -296,8 +320,8 @@ def _internal_split(
         return None
     if log:
         log(f"{chosen.describe()}: evaluated for the generalisation table")
-    options = {**options, "stress": False}  # the stress test is for the sets asked for, not this one
-    result = evaluate_run(run, chosen.table, None, chosen.name + suffix, tta, about=chosen.about(), **options)
+    no_stress = replace(scoring, stress=False)  # the stress test is for the sets asked for, not this one
+    result = _score(run, chosen, chosen.name + suffix, tta, chosen.about(), no_stress)
     return Path(result["eval_dir"])
 
 
@@ -308,34 +332,34 @@ def evaluate_sets(
     tta: bool = False,
     internal: tuple[list[str], str | None, dict[str, str | None] | None] | None = None,
     log: Any = None,
-    **options: Any,
+    scoring: Scoring | None = None,
 ) -> dict[str, Any]:
     """Score every set into ``RUN/eval/<set name>/``; with an external set also the generalisation table.
 
     The table (``RUN/eval/generalisation/``) holds the sets of this call plus the run's internal ``val``
     and ``test`` evaluations: existing ones are reused; a missing val evaluation is made first when
     ``internal`` (the run's specs, task, label_map) is given, as the threshold chosen on val needs it.
-    ``options`` go to :func:`medxfer.inference.evaluation.evaluate_run` (worst, batch_size, n_boot, seed).
+    ``scoring``: how each set is scored (:class:`~medxfer.inference.evaluation.Scoring`; None: defaults).
     Returns ``{"results": [metrics.json dicts], "generalisation": table dict or None}``.
     """
     from medxfer.evaluate.generalisation import write_generalisation
-    from medxfer.inference.evaluation import evaluate_run
+    from medxfer.inference.evaluation import Scoring
 
     run = Path(run_dir)
     suffix = "-tta" if tta else ""
     if name is not None and len(sets) > 1:
         raise ValueError(f"--name names one evaluation; this call has {len(sets)} sets")
     link = {"generalisation": f"../generalisation{suffix}/report.html"}
+
+    scoring = scoring or Scoring()
     results = [
-        evaluate_run(
+        _score(
             run,
-            s.table,
-            None,
+            s,
             name or s.name + suffix,
             tta,
-            about={**s.about(), **(link if s.kind == "external" else {})},
-            leaks=s.leaks,
-            **options,
+            {**s.about(), **(link if s.kind == "external" else {})},
+            scoring,
         )
         for s in sets
     ]
@@ -350,10 +374,10 @@ def evaluate_sets(
         if is_current(folder, run):
             dirs.append(folder)
         elif internal and internal[0] and (run / "splits.csv").is_file():
-            made = _internal_split(run, internal, split, suffix, tta, log, options)
+            made = _internal_split(run, internal, split, suffix, tta, log, scoring)
             dirs += [made] if made is not None else []
-    n_boot, seed = options.get("n_boot", 1000), options.get("seed", 0)
+    title = f"medxfer generalisation: {run.name}"
     table = write_generalisation(
-        dirs, run / "eval" / f"generalisation{suffix}", f"medxfer generalisation: {run.name}", n_boot, seed
+        dirs, run / "eval" / f"generalisation{suffix}", title, scoring.n_boot, scoring.seed
     )
     return {"results": results, "generalisation": table}

@@ -21,16 +21,12 @@ if TYPE_CHECKING:
     from medxfer.config import TrainConfig
 
 PathLike = str | os.PathLike[str]
-SHORTCUTS = {"data": "data.specs", "task": "data.task", "splits": "data.splits"} | {
-    "backbone": "model.backbone",
-    "weights": "model.weights",
-}
 
 
 def override_strings(overrides: Mapping[str, Any]) -> list[str]:
-    """``{"train.batch_size": 16, "model__backbone": "resnet50"}`` -> ``["train.batch_size=16", ...]``.
+    """``{"train.batch_size": 16, "model.backbone": "resnet50"}`` -> ``["train.batch_size=16", ...]``.
 
-    Keys are dotted config keys (``__`` stands for a dot); values are written as YAML, which
+    Keys are dotted config keys; values are written as YAML, which
     :func:`medxfer.config.load_config` parses back, so lists, paths and ``None`` survive.
     """
     import yaml
@@ -42,7 +38,7 @@ def override_strings(overrides: Mapping[str, Any]) -> list[str]:
             value = list(value)
         dump = yaml.safe_dump(value, default_flow_style=True, width=10**9).strip()
         dump = dump.removesuffix("\n...").removesuffix("...").strip()
-        out.append(f"{SHORTCUTS.get(key, key.replace('__', '.'))}={dump}")
+        out.append(f"{key}={dump}")
     return out
 
 
@@ -95,8 +91,8 @@ def build_config(
 
     if backbone is not None and weights is None:
         weights = "default"  # another backbone starts from its own listed default weights
-    asked = {"data": list(data) if data else None, "task": task, "splits": splits}
-    asked |= {"backbone": backbone, "weights": weights}
+    asked = {"data.specs": list(data) if data else None, "data.task": task, "data.splits": splits}
+    asked |= {"model.backbone": backbone, "model.weights": weights}
     asked |= {"data.allow_leaks": True} if allow_leaks else {}
     strings = [*sets, *override_strings(dict(overrides or {})), *override_strings(_given(asked))]
     if isinstance(config, TrainConfig):

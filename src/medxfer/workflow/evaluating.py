@@ -185,12 +185,12 @@ def choose_threshold(
     run: Path, sets: Sequence[EvalSet], own: OwnData, rule: str, batch_size: int, tta: bool, log: Log
 ) -> float:
     """Pick the binary threshold by ``rule`` on the run's own val split; store it in model.json."""
-    from medxfer.inference import evaluation as runner
+    from medxfer.inference import calibration
     from medxfer.inference.sets import internal_set
 
     specs = next((s.specs for s in sets if s.kind == "internal"), own.specs)
     val = internal_set(specs, own.splits, "val", own.task, own.label_map, own.classes).table
-    t = runner.choose_threshold(run, val, rule, batch_size, tta)
+    t = calibration.choose_threshold(run, val, rule, batch_size, tta)
     log(f"threshold {t:.4f} ({rule} on the val split) written to {run / 'model.json'}")
     return t
 
@@ -231,6 +231,7 @@ def evaluate(
         out = evaluate("runs/kb", "folder:new_hospital", n_boot=200)
         out.excluded   # external images that are copies of training images (not scored)
     """
+    from medxfer.inference.evaluation import Scoring
     from medxfer.inference.sets import evaluate_sets, plan_sets
 
     run = Path(run_dir)
@@ -240,16 +241,16 @@ def evaluate(
     plan = (own.splits, split, own.task, own.label_map, leak_check, own.classes, own.drop_unknown)
     outcome = EvaluationOutcome(plan_sets(specs, *plan) if specs else [], [])
     if calibration is not None:
-        scoring = {"tta": tta, "batch_size": batch_size, "n_boot": n_boot, "seed": seed}
-        rest, outcome.calibration = calibrate(run, own, calibration, leak_check, log, **scoring)
+        rest, outcome.calibration = calibrate(
+            run, own, calibration, leak_check, log, tta=tta, batch_size=batch_size, n_boot=n_boot, seed=seed
+        )
         outcome.sets.insert(0, rest)
     announce(outcome.sets, split, log)
     if threshold_rule:
         outcome.threshold = choose_threshold(run, outcome.sets, own, threshold_rule, batch_size, tta, log)
     internal = (own.specs, own.task, own.label_map)
-    options = {"worst": worst, "batch_size": batch_size, "n_boot": n_boot, "seed": seed, "stress": stress}
-    options |= {"stress_images": stress_images, "progress": progress}
-    done = evaluate_sets(run, outcome.sets, name, tta, internal, log, **options)
+    scoring = Scoring(worst, batch_size, n_boot, seed, stress, stress_images, progress)
+    done = evaluate_sets(run, outcome.sets, name, tta, internal, log, scoring)
     outcome.results, outcome.generalisation = done["results"], done["generalisation"]
     outcome.excluded = [leak for s in outcome.sets for leak in s.leaks]
     return outcome
