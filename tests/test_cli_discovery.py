@@ -3,6 +3,7 @@ config keys and commands, `--data` beside positional DATA, `-c demo` alone, a bu
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -59,6 +60,23 @@ def test_help_groups_every_command_into_a_pipeline_panel() -> None:
     for panel in PANELS:
         assert f"─ {panel} ─" in help_text
     assert help_text.index("─ Data ─") < help_text.index("│ check ") < help_text.index("─ Train ─")
+
+
+def test_help_lists_the_registries_choices() -> None:
+    from medxfer.data.layouts import LAYOUTS
+    from medxfer.models.backbones import list_backbones
+    from medxfer.models.weights import list_weight_sources
+
+    LAYOUTS.register("zz-test-layout", lambda root, options: None)  # the help reads the registry itself
+    try:
+        output = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).output
+    finally:
+        LAYOUTS.remove("zz-test-layout")
+    words = set(re.findall(r"[\w:-]+", output))
+    assert set(list_backbones()) <= words and "zz-test-layout" in words and "{" not in output
+    assert {"csv", "kermany", "folder", *list_weight_sources()} <= words
+    summary = runner.invoke(app, ["models", "summary", "--help"], env={"COLUMNS": "200"}).output
+    assert set(list_backbones()) <= set(re.findall(r"[\w:-]+", summary))
 
 
 def test_models_is_a_sub_app_and_the_old_forms_still_work() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 
 class _Commands(TyperGroup):
@@ -99,6 +99,21 @@ PANELS = {
     "Judge": ("evaluate", "explain", "compare", "summary", "ensemble"),
     "Deploy": ("predict", "export", "serve"),
 }
+
+
+def _fill_registry_choices(group: typer.Typer) -> None:
+    """Every command's help names registry choices from the registries (commands.common.RegistryHelp)."""
+    from medxfer.commands.common import RegistryHelp
+
+    for info in group.registered_commands:
+        if info.cls in (None, TyperCommand):  # Typer's default (a command's own class is kept)
+            info.cls = RegistryHelp
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _fill_registry_choices(sub.typer_instance)
+
+
+_fill_registry_choices(app)
 _ORDER = [name for names in PANELS.values() for name in names]
 _PANEL_OF = {name: panel for panel, names in PANELS.items() for name in names}
 app.registered_commands.sort(key=lambda c: _ORDER.index(c.name) if c.name in _ORDER else len(_ORDER))

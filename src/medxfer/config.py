@@ -32,7 +32,7 @@ class ModelConfig:
     """Backbone, where its weights come from, and the head."""
 
     backbone: str = "efficientnet_lite0"
-    weights: str = "default"  # default (the backbone's own) | imagenet | packaged | file:PATH | none
+    weights: str = "default"  # default (the backbone's own) or a weights source (`medxfer models`)
     input_size: int | None = None  # None: the weights' own size
     preprocess: str = "none"  # none | equalize | clahe: in model.json, applied by data/transforms.prepare
     head: dict[str, Any] = field(default_factory=lambda: {"kind": "linear", "hidden": 0, "dropout": 0.2})

@@ -53,7 +53,9 @@ def test_parse_spec(tmp_path: Path) -> None:
         Path("l.csv"),
         {"path": "file", "label": "class"},
     )
-    with pytest.raises(DatasetError, match="unknown dataset layout 'nope'; valid layouts: actualmed"):
+    with pytest.raises(
+        DatasetError, match="unknown dataset layout 'nope'; choose one of: actualmed, covid19"
+    ):
         load_datasets(["nope:/x"])
     with pytest.raises(DatasetError, match="folder not found"):
         load_datasets([str(tmp_path / "missing")])

@@ -46,8 +46,27 @@ def _batch(n: int = 2, seed: int = 0) -> torch.Tensor:
 
 def test_registry_holds_every_backbone_and_names_choices_on_error():
     assert set(list_backbones()) == EXPECTED
-    with pytest.raises(ValueError, match="unknown backbone 'resnet19'.*resnet18.*custom_cnn"):
+    with pytest.raises(
+        ValueError, match="unknown backbone 'resnet19'; choose one of: alexnet, custom_cnn, .*resnet18"
+    ):
         get_spec("resnet19")
+
+
+def test_families_answer_for_their_backbones():
+    assert {get_spec(n).family.name for n in ("resnet18", "efficientnet_lite0", "custom_cnn")} == {
+        "torchvision",
+        "timm",
+        "custom",
+    }
+    assert get_spec("efficientnet_lite0").family.preprocess("tf_efficientnet_lite0") == (
+        224,
+        (0.5,) * 3,
+        (0.5,) * 3,
+    )
+    custom = get_spec("custom_cnn").family
+    assert not custom.has_imagenet and custom.imagenet_cache("custom_cnn") == []
+    with pytest.raises(ValueError, match="no preprocessing for 'x'; register the backbone with preprocess="):
+        custom.preprocess("x")
 
 
 @pytest.mark.parametrize("name", list_backbones())

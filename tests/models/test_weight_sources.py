@@ -40,4 +40,4 @@ def test_a_registered_source_is_used_by_build_model() -> None:
             float(v.abs().sum()) == 0 for v in model.backbone.state_dict().values() if v.is_floating_point()
         )
     finally:
-        WEIGHT_SOURCES.pop("zeros")
+        WEIGHT_SOURCES.remove("zeros")

@@ -124,7 +124,8 @@ def test_packaged_is_located_without_importing_and_missing_wheel_is_named(monkey
 @pytest.mark.parametrize("name", ["resnet18", "efficientnet_lite0"])
 def test_imagenet_without_cache_or_network_fails_fast(name, empty_caches, monkeypatch):
     # a reserved .invalid host: the probe fails like an offline machine, and no test ever downloads
-    monkeypatch.setattr(imagenet, "_download_url", lambda spec: "https://weights.medxfer-test.invalid/w.pth")
+    family = get_spec(name).family
+    monkeypatch.setattr(family, "imagenet_url", lambda arch: "https://weights.medxfer-test.invalid/w.pth")
     start = time.monotonic()
     with pytest.raises(WeightsError) as err:
         build_model(name, num_classes=2, weights="imagenet")

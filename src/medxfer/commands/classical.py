@@ -23,10 +23,12 @@ def _encoder(
             return run_meta(run)
         except (FileNotFoundError, ValueError) as exc:
             fail(str(exc))
-    from medxfer.models.backbones import list_backbones
+    from medxfer.models.backbones import get_spec
 
-    if backbone not in list_backbones():
-        fail(f"unknown backbone {backbone!r}; valid: {', '.join(list_backbones())}")
+    try:
+        get_spec(str(backbone))
+    except ValueError as exc:  # names the valid backbones
+        fail(str(exc))
     if channels not in CHANNELS:
         fail(f"--channels {channels!r}; valid: {', '.join(CHANNELS)}")
     channels = resolve_channels(channels, paths)
@@ -38,8 +40,8 @@ def _encoder(
 
 def features(
     run: Path | None = typer.Argument(None, help="A trained run folder whose network embeds the images."),
-    backbone: str | None = typer.Option(None, help="Or a backbone (see `medxfer models`)."),
-    weights: str = typer.Option("packaged", help="imagenet | packaged | file:PATH | none (with --backbone)."),
+    backbone: str | None = typer.Option(None, help="Or a backbone: {backbones} (see `medxfer models`)."),
+    weights: str = typer.Option("packaged", help="{weights} (with --backbone)."),
     data: list[str] = typer.Option(..., "--data", "-d", help=DATA_HELP),
     task: str | None = typer.Option(None, help="Label task, e.g. kermany-binary."),
     splits: Path | None = typer.Option(None, help="A splits.csv giving train/val/test."),
@@ -81,7 +83,7 @@ def features(
 
 def classical(
     features_file: Path = typer.Option(..., "--features", "-f", help="A file from `medxfer features`."),
-    classifiers: str = typer.Option("all", help="Comma list of registered classifiers, or all (every one)."),
+    classifiers: str = typer.Option("all", help="Comma list of {classifiers}, or all (every one)."),
     pca: int | None = typer.Option(
         None, help="PCA components for every classifier (0 = off; default per classifier)."
     ),

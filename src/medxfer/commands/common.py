@@ -4,18 +4,72 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import click
 import typer
+from typer.core import TyperCommand
 
 if TYPE_CHECKING:
     from medxfer.data.datasets import ImageTable
 
-DATA_HELP = (
-    "Dataset(s) as LAYOUT:PATH (a bare PATH means folder). Layouts: folder, csv, kermany, ieee8023, "
-    "actualmed, figure1, covid19-radiography."
-)
+DATA_HELP = "Dataset(s) as LAYOUT:PATH (a bare PATH means folder). Layouts: {layouts}."
+
+
+def _backbones() -> str:
+    from medxfer.models.backbones import list_backbones
+
+    return ", ".join(list_backbones())
+
+
+def _layouts() -> str:
+    from medxfer.data.datasets import list_layouts
+
+    return ", ".join(list_layouts())
+
+
+def _weights() -> str:
+    import medxfer.models.backbones  # noqa: F401 (registers every built-in source)
+    from medxfer.models.weights import list_weight_sources
+
+    return " | ".join(list_weight_sources())
+
+
+def _classifiers() -> str:
+    from medxfer.features.classifiers import list_classifiers
+
+    return ", ".join(list_classifiers())
+
+
+# A help text names a registry's choices with a marker, filled in from the registry when help is shown
+# (RegistryHelp): never retyped, and `medxfer --help` or a command run imports no registry (torch) for it.
+CHOICES: dict[str, Callable[[], str]] = {
+    "{backbones}": _backbones,
+    "{layouts}": _layouts,
+    "{weights}": _weights,
+    "{classifiers}": _classifiers,
+}
+
+
+def fill_choices(text: str) -> str:
+    """``text`` with each marker of :data:`CHOICES` (``{backbones}``, ...) replaced by the names."""
+    for marker, names in CHOICES.items():
+        if marker in text:
+            text = text.replace(marker, names())
+    return text
+
+
+class RegistryHelp(TyperCommand):
+    """A command whose help fills in registry choices (:func:`fill_choices`) when it is shown."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        for param in self.params:
+            help_text = getattr(param, "help", None)
+            if help_text and "{" in help_text:
+                param.help = fill_choices(help_text)  # type: ignore[attr-defined]
+        return super().format_help(ctx, formatter)
 
 
 def data_option() -> Any:

@@ -38,7 +38,7 @@ def model_rows(names: list[str] | None = None) -> list[dict[str, object]]:
             {
                 "backbone": name,
                 "default": name == DEFAULT_BACKBONE,
-                "family": spec.family,
+                "family": spec.family.name,
                 "params_m": count_parameters(backbone) / 1e6,
                 "input_size": size,
                 "mean": mean,
@@ -114,14 +114,14 @@ def models_list(
             str(r["imagenet"]),
         )
     console().print(table)
-    typer.echo("* default backbone (with packaged weights). --weights imagenet | packaged | file:PATH | none")
+    from medxfer.models.weights import list_weight_sources
+
+    typer.echo(f"* default backbone (with packaged weights). --weights {' | '.join(list_weight_sources())}")
 
 
 @models_app.command("summary")
 def models_summary(
-    backbone: str = typer.Argument(
-        ..., metavar="BACKBONE", help="A backbone (`medxfer models list` names them)."
-    ),
+    backbone: str = typer.Argument(..., metavar="BACKBONE", help="A backbone: {backbones}."),
     classes: int = typer.Option(2, "--classes", min=2, help="Number of classes of the head."),
     input_size: int | None = typer.Option(
         None, "--input-size", help="Input size in px (default: the backbone's)."

@@ -18,8 +18,8 @@ def pretrain(
         None, "--config", "-c", help="A pretraining recipe (xray-lite0 or a YAML path) instead of the flags."
     ),
     sets: list[str] | None = typer.Option(None, "--set", help="Override a recipe key: --set epochs=20"),
-    backbone: str = typer.Option("efficientnet_lite0", help="Backbone (see `medxfer models`)."),
-    weights: str = typer.Option("packaged", help="Weights to start from: packaged | imagenet | file:PATH."),
+    backbone: str = typer.Option("efficientnet_lite0", help="Backbone: {backbones}."),
+    weights: str = typer.Option("packaged", help="Weights to start from: {weights}."),
     method: str = typer.Option("byol", help="byol | simclr | dino (self-supervised objective, via lightly)."),
     epochs: int = typer.Option(10, help="Passes over the images."),
     input_size: int = typer.Option(160, help="Square input size in pixels."),

@@ -59,10 +59,8 @@ def train(
     data: list[str] | None = typer.Option(None, "--data", "-d", help=DATA_HELP),
     task: str | None = typer.Option(None, help="Label task, e.g. kermany-binary, covid-3class."),
     splits: Path | None = typer.Option(None, help="Use this splits.csv instead of making one."),
-    backbone: str | None = typer.Option(None, help="Backbone (see `medxfer models`)."),
-    weights: str | None = typer.Option(
-        None, help="default | imagenet | packaged | file:PATH | none (default: the backbone's own)."
-    ),
+    backbone: str | None = typer.Option(None, help="Backbone: {backbones} (see `medxfer models`)."),
+    weights: str | None = typer.Option(None, help="default | {weights} (default: the backbone's own)."),
     sets: list[str] | None = typer.Option(
         None, "--set", help="Override a config key: --set train.batch_size=16"
     ),

@@ -33,39 +33,40 @@ from pathlib import Path
 import pandas as pd
 
 from medxfer.data.images import IMAGE_EXTENSIONS
+from medxfer.registry import Registry
 
 RAW_COLUMNS = ("path", "label_name", "patient_id", "source", "view", "split")
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 FRONTAL_VIEWS = frozenset({"PA", "AP", "AP SUPINE", "AP ERECT"})
 
 LayoutFunc = Callable[[Path, dict[str, str]], pd.DataFrame]
-LAYOUTS: dict[str, LayoutFunc] = {}
 
 
 class DatasetError(ValueError):
     """A dataset that cannot be loaded; the message names the file/folder and what is wrong."""
 
 
+LAYOUTS: Registry[LayoutFunc] = Registry("dataset layout", error=DatasetError)
+
+
 def register_layout(name: str) -> Callable[[LayoutFunc], LayoutFunc]:
-    """Decorator adding a layout function to :data:`LAYOUTS` under ``name``."""
+    """Decorator adding a layout function to :data:`LAYOUTS` under ``name`` (a name already taken is
+    refused); its docstring's first line describes it."""
 
     def wrap(func: LayoutFunc) -> LayoutFunc:
-        LAYOUTS[name] = func
-        return func
+        return LAYOUTS.register(name, func)
 
     return wrap
 
 
 def list_layouts() -> list[str]:
     """Names of the registered layouts, sorted."""
-    return sorted(LAYOUTS)
+    return LAYOUTS.names()
 
 
 def get_layout(name: str) -> LayoutFunc:
     """The layout function registered as ``name``; DatasetError listing valid names otherwise."""
-    if name not in LAYOUTS:
-        raise DatasetError(f"unknown dataset layout {name!r}; valid layouts: {', '.join(sorted(LAYOUTS))}")
-    return LAYOUTS[name]
+    return LAYOUTS.get(name)
 
 
 def raw_frame(rows: list[tuple[str, str, str, str, str, str]]) -> pd.DataFrame:

@@ -85,7 +85,7 @@ def auc_scorer(estimator: Any, x: np.ndarray, y: np.ndarray) -> float:
 def _search(name: str, pipe: Any, x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int, seed: int):
     from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, StratifiedGroupKFold
 
-    spec = CLASSIFIERS[name]
+    spec = CLASSIFIERS.get(name)
     grid = {f"clf__{k}": v for k, v in spec.grid.items()}
     n_groups = len(np.unique(groups))
     cv = StratifiedGroupKFold(n_splits=max(2, min(folds, n_groups)), shuffle=True, random_state=seed)
@@ -112,7 +112,7 @@ def fit_classifier(
     from medxfer.evaluate.metrics import classification_metrics
 
     t0 = time.perf_counter()
-    n_pca = CLASSIFIERS[name].pca if pca is None else (pca or None)
+    n_pca = CLASSIFIERS.get(name).pca if pca is None else (pca or None)
     train = fs.subset(fs.splits == "train")
     pipe = make_pipeline(name, n_pca, seed, fs.features.shape[1])
     cv_score, params = _search(name, pipe, train.features, train.labels, train.groups, folds, seed)

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from medxfer.registry import Registry, first_line
+
 
 @dataclass
 class ClassifierSpec:
@@ -25,30 +27,33 @@ class ClassifierSpec:
     grid: dict[str, list[Any]]  # keys without the "clf__" prefix
     pca: int | None = None  # default PCA components (None: no PCA)
     n_iter: int | None = None  # RandomizedSearch budget (None: full grid)
+    description: str = ""
 
 
-CLASSIFIERS: dict[str, ClassifierSpec] = {}
+CLASSIFIERS: Registry[ClassifierSpec] = Registry("classifier")
 
 
 def register_classifier(
     name: str, grid: dict[str, list[Any]], pca: int | None = None, n_iter: int | None = None
-):
-    """Decorator: register ``fn(seed) -> estimator`` under ``name``."""
+) -> Callable[[Callable[[int], Any]], Callable[[int], Any]]:
+    """Decorator: register ``fn(seed) -> estimator`` under ``name`` (a name already taken is refused);
+    its docstring's first line describes it."""
 
     def deco(fn: Callable[[int], Any]) -> Callable[[int], Any]:
-        CLASSIFIERS[name] = ClassifierSpec(name, fn, grid, pca, n_iter)
+        CLASSIFIERS.register(name, ClassifierSpec(name, fn, grid, pca, n_iter, first_line(fn.__doc__)))
         return fn
 
     return deco
 
 
 def list_classifiers() -> list[str]:
-    """Names accepted by ``--classifiers``."""
-    return list(CLASSIFIERS)
+    """Names accepted by ``--classifiers``, sorted."""
+    return CLASSIFIERS.names()
 
 
 @register_classifier("logreg", {"C": [0.003, 0.01, 0.03, 0.1, 0.3]})
 def _logreg(seed: int) -> Any:
+    """Logistic regression (balanced classes)."""
     from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression(max_iter=3000, class_weight="balanced", random_state=seed)
@@ -56,6 +61,7 @@ def _logreg(seed: int) -> Any:
 
 @register_classifier("svm", {"C": [0.3, 1.0, 3.0], "gamma": ["scale"]}, pca=256)
 def _svm(seed: int) -> Any:
+    """RBF support vector machine on 256 PCA components, calibrated."""
     from sklearn.svm import SVC
 
     # AUC during the search uses decision_function; the final fit is calibrated (see fit_classifier).
@@ -64,6 +70,7 @@ def _svm(seed: int) -> Any:
 
 @register_classifier("rf", {"max_features": ["sqrt", 0.05], "min_samples_leaf": [1, 3]})
 def _rf(seed: int) -> Any:
+    """Random forest, 200 trees."""
     from sklearn.ensemble import RandomForestClassifier
 
     return RandomForestClassifier(n_estimators=200, class_weight="balanced", n_jobs=2, random_state=seed)
@@ -71,6 +78,7 @@ def _rf(seed: int) -> Any:
 
 @register_classifier("knn", {"n_neighbors": [7, 15, 31], "weights": ["uniform", "distance"]}, pca=64)
 def _knn(seed: int) -> Any:
+    """k nearest neighbours on 64 PCA components."""
     from sklearn.neighbors import KNeighborsClassifier
 
     return KNeighborsClassifier()
@@ -78,6 +86,7 @@ def _knn(seed: int) -> Any:
 
 @register_classifier("gboost", {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31]}, pca=64)
 def _gboost(seed: int) -> Any:
+    """Histogram gradient boosting on 64 PCA components."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     return HistGradientBoostingClassifier(
@@ -87,10 +96,11 @@ def _gboost(seed: int) -> Any:
 
 def parse_classifiers(text: str) -> list[str]:
     """``"logreg,svm"`` -> names; ``all`` for every registered one. Raises ValueError naming valid choices."""
-    names = list(CLASSIFIERS) if text.strip() == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    valid = CLASSIFIERS.names()
+    names = valid if text.strip() == "all" else [n.strip() for n in text.split(",") if n.strip()]
     bad = [n for n in names if n not in CLASSIFIERS]
     if bad or not names:
-        raise ValueError(f"unknown classifier(s) {bad or text!r}; valid: {', '.join(CLASSIFIERS)} or all")
+        raise ValueError(f"unknown classifier(s) {bad or text!r}; valid: {', '.join(valid)} or all")
     return names
 
 
@@ -103,5 +113,5 @@ def make_pipeline(name: str, pca: int | None, seed: int, n_features: int) -> Any
     steps: list[tuple[str, Any]] = [("scale", StandardScaler())]
     if pca:
         steps.append(("pca", PCA(n_components=min(pca, n_features), random_state=seed)))
-    steps.append(("clf", CLASSIFIERS[name].build(seed)))
+    steps.append(("clf", CLASSIFIERS.get(name).build(seed)))
     return Pipeline(steps)

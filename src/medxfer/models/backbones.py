@@ -1,8 +1,9 @@
 """Backbone registry: one interface (images -> pooled embedding -> head) for every network.
 
-A backbone is registered with :func:`medxfer.models.registry.register_backbone` (a dict and a decorator,
-torchvision-style); :func:`build_model` turns a registry name into a :class:`Classifier`. The concrete
-networks live in :mod:`medxfer.models.zoo`; where their weights come from lives in
+A backbone is registered with :func:`medxfer.models.registry.register_backbone` (a
+:class:`~medxfer.registry.Registry` and a decorator, torchvision-style); :func:`build_model` turns a
+registry name into a :class:`Classifier`. The concrete networks live in :mod:`medxfer.models.zoo`
+(their libraries in :mod:`medxfer.models.families`); where their weights come from lives in
 :mod:`medxfer.models.weights` (sources registry) and :mod:`medxfer.models.imagenet`. This module
 assembles them: importing it registers every built-in backbone and weight source.
 """
@@ -27,15 +28,13 @@ _PROBE_SIZE = 64
 
 
 def list_backbones() -> list[str]:
-    """Names of all registered backbones, in registration order."""
-    return list(BACKBONES)
+    """Names of all registered backbones, sorted."""
+    return BACKBONES.names()
 
 
 def get_spec(name: str) -> BackboneSpec:
     """The registry entry of ``name``; ``ValueError`` listing the valid names if unknown."""
-    if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
-    return BACKBONES[name]
+    return BACKBONES.get(name)
 
 
 def make_head(num_features: int, out_features: int, head: dict[str, Any] | None = None) -> nn.Sequential:
@@ -177,12 +176,9 @@ def weight_status(name: str) -> dict[str, str]:
     Returns ``{source: "ok" | reason}`` for every registered source (``imagenet``, ``packaged``,
     ``file:PATH``, ``none``).
     """
-    from medxfer.models.weights import load_plugins
-
     spec = get_spec(name)
-    load_plugins()
     status: dict[str, str] = {}
-    for source in WEIGHT_SOURCES.values():
+    for _, source in WEIGHT_SOURCES.items():
         try:
             status[source.usage] = source.status(spec)
         except WeightsError as exc:

@@ -1,5 +1,6 @@
 """ImageNet weights through the libraries' own mechanisms, offline-aware.
 
+Each backbone family (:mod:`medxfer.models.families`) says where its library caches and downloads them.
 The cache is looked up first (torch hub ``checkpoints/`` for torchvision and timm URLs, the Hugging Face
 hub cache for timm ``hf_hub_id``), reading the environment at call time (``TORCH_HOME``, ``HF_HOME``,
 ``HF_HUB_CACHE``). Only when nothing is cached is the network tried: ``HF_HUB_OFFLINE=1`` or
@@ -16,11 +17,9 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
 
 import torch
 
-from medxfer.models import keymaps
 from medxfer.models.weights import WeightsError, alternatives, read_state_file, register_weight_source
 
 if TYPE_CHECKING:
@@ -32,64 +31,15 @@ if TYPE_CHECKING:
 
 PROBE_TIMEOUT_S = 3.0
 DOWNLOAD_TIMEOUT_S = 60.0
-_HF_FILES = ("model.safetensors", "pytorch_model.bin")
-
-
-def _hf_cache_dir() -> Path:
-    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if os.environ.get(var):
-            return Path(os.environ[var]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    xdg = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
-    return Path(xdg).expanduser() / "huggingface" / "hub"
-
-
-def _hub_checkpoint(url: str) -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
-
-
-def _torchvision_weights(arch: str):  # noqa: ANN202 - a torchvision WeightsEnum member
-    from torchvision.models import get_model_weights
-
-    return get_model_weights(arch).DEFAULT
-
-
-def _timm_cfg(arch: str):  # noqa: ANN202 - timm PretrainedCfg
-    import timm
-
-    return timm.get_pretrained_cfg(arch)
 
 
 def cache_candidates(spec: BackboneSpec) -> list[Path]:
     """Files where ImageNet weights of ``spec`` would be cached (existing or not), in lookup order."""
-    if spec.family == "torchvision":
-        return [_hub_checkpoint(_torchvision_weights(spec.arch).url)]
-    if spec.family == "timm":
-        cfg = _timm_cfg(spec.arch)
-        paths: list[Path] = []
-        if cfg.hf_hub_id:
-            repo = _hf_cache_dir() / f"models--{cfg.hf_hub_id.replace('/', '--')}" / "snapshots"
-            names = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else _HF_FILES
-            found = sorted(p for name in names for p in repo.glob(f"*/{name}"))
-            paths += found or [repo / "<revision>" / names[0]]
-        if cfg.url:
-            paths.append(_hub_checkpoint(cfg.url))
-        return paths
-    return []
+    return spec.family.imagenet_cache(spec.arch)
 
 
 def _cached_file(spec: BackboneSpec) -> Path | None:
     return next((p for p in cache_candidates(spec) if p.is_file()), None)
-
-
-def _download_url(spec: BackboneSpec) -> str:
-    if spec.family == "torchvision":
-        return _torchvision_weights(spec.arch).url
-    cfg = _timm_cfg(spec.arch)
-    if cfg.hf_hub_id:
-        return f"https://huggingface.co/{cfg.hf_hub_id}/resolve/main/{cfg.hf_hub_filename or _HF_FILES[0]}"
-    return cfg.url
 
 
 def network_error(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
@@ -119,11 +69,7 @@ def _socket_timeout(seconds: float) -> Iterator[None]:
 
 def _download(spec: BackboneSpec) -> dict[str, torch.Tensor]:
     with _socket_timeout(DOWNLOAD_TIMEOUT_S):
-        if spec.family == "torchvision":
-            return dict(_torchvision_weights(spec.arch).get_state_dict(progress=False))
-        import timm
-
-        return dict(timm.create_model(spec.arch, pretrained=True, num_classes=0).state_dict())
+        return spec.family.download_imagenet(spec.arch)
 
 
 def imagenet_state(spec: BackboneSpec) -> tuple[dict[str, torch.Tensor], str]:
@@ -131,7 +77,7 @@ def imagenet_state(spec: BackboneSpec) -> tuple[dict[str, torch.Tensor], str]:
 
     Raises :class:`WeightsError` within seconds when nothing is cached and the network is unreachable.
     """
-    if spec.family not in ("torchvision", "timm"):
+    if not spec.family.has_imagenet:
         raise WeightsError(
             f"no ImageNet weights for {spec.name} (it trains from scratch); use --weights none"
         )
@@ -139,7 +85,7 @@ def imagenet_state(spec: BackboneSpec) -> tuple[dict[str, torch.Tensor], str]:
     if cached is not None:
         state, where = read_state_file(cached), str(cached)
     else:
-        url = _download_url(spec)
+        url = spec.family.imagenet_url(spec.arch)
         reason = network_error(url)
         if reason is not None:
             looked = ", ".join(str(p) for p in cache_candidates(spec))
@@ -154,14 +100,12 @@ def imagenet_state(spec: BackboneSpec) -> tuple[dict[str, torch.Tensor], str]:
                 f"imagenet weights for {spec.name}: download from {url} failed ({exc}). "
                 f"{alternatives(spec.name)}"
             ) from exc
-    if spec.family == "torchvision":
-        state = keymaps.densenet_legacy_keys(state)
     return state, where
 
 
 def imagenet_status(spec: BackboneSpec) -> str:
     """``"ok"`` when ImageNet weights of ``spec`` are cached here, else why not (no download, no probe)."""
-    if spec.family not in ("torchvision", "timm"):
+    if not spec.family.has_imagenet:
         return "none exist (trained from scratch)"
     cached = _cached_file(spec)
     if cached is not None:
@@ -172,4 +116,5 @@ def imagenet_status(spec: BackboneSpec) -> str:
 @register_weight_source("imagenet", status=imagenet_status, rank=10)
 def _imagenet_source(spec: BackboneSpec, backbone: nn.Module, path: Path | None) -> tuple[dict, str]:
     """The library's own ImageNet weights (cache first, network only when reachable)."""
-    return imagenet_state(spec)
+    state, where = imagenet_state(spec)
+    return spec.family.library_keys(state, backbone), where  # e.g. densenet's legacy key names

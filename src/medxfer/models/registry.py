@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from medxfer.models.families import FAMILIES, Family
+from medxfer.registry import Registry
+
 BackboneBuilder = Callable[[], nn.Module]
 BlocksFn = Callable[[nn.Module], list[nn.Module]]
 CamFn = Callable[[nn.Module], nn.Module]
@@ -20,14 +23,15 @@ CamFn = Callable[[nn.Module], nn.Module]
 class BackboneSpec:
     """A registry entry: how to build a backbone and how to feed it.
 
-    ``family`` is ``"torchvision"``, ``"timm"`` or ``"custom"``; ``arch`` is the library's own model name
+    ``family`` is the library behind it (:mod:`medxfer.models.families`; ``family.name`` is
+    ``"torchvision"``, ``"timm"`` or ``"custom"``); ``arch`` is the library's own model name
     (``tf_efficientnet_lite0`` for ``efficientnet_lite0``). ``builder()`` returns the backbone with its
     classifier removed (forward gives the pooled embedding); ``blocks_fn`` lists its stages input-to-output;
     ``cam_fn`` picks the Grad-CAM layer.
     """
 
     name: str
-    family: str
+    family: Family
     arch: str
     builder: BackboneBuilder
     blocks_fn: BlocksFn
@@ -45,43 +49,21 @@ class BackboneSpec:
         """``(input_size, mean, std)`` that go with ``weights`` (a source name or ``file:PATH``).
 
         Read from the library that defines the weights (torchvision ``Weights.transforms()``, timm
-        ``pretrained_cfg``), never retyped. The packaged weights were trained with the same preprocessing
-        as the library's ImageNet weights (checked in tests), and ``none``/``file:`` keep the family's
-        convention, so every source of one backbone shares it today; the argument keeps the contract.
+        ``pretrained_cfg``: :meth:`Family.preprocess`), never retyped. The packaged weights were
+        trained with the same preprocessing as the library's ImageNet weights (checked in tests), and
+        ``none``/``file:`` keep the family's convention, so every source of one backbone shares it today;
+        the argument keeps the contract.
 
         Example::
 
             size, mean, std = get_spec("efficientnet_lite0").preprocess("packaged")  # 224, (0.5,)*3, (0.5,)*3
         """
         del weights  # same convention for every source, see above
-        if self.custom_preprocess is not None:
-            size, mean, std = self.custom_preprocess
-        elif self.family == "torchvision":
-            size, mean, std = _torchvision_preprocess(self.arch)
-        elif self.family == "timm":
-            size, mean, std = _timm_preprocess(self.arch)
-        else:
-            raise ValueError(f"backbone {self.name}: family {self.family!r} has no preprocessing")
+        size, mean, std = self.custom_preprocess or self.family.preprocess(self.arch)
         return int(size), tuple(float(m) for m in mean), tuple(float(s) for s in std)  # type: ignore[return-value]
 
 
-def _torchvision_preprocess(arch: str) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
-    from torchvision.models import get_model_weights
-
-    tf = get_model_weights(arch).DEFAULT.transforms()
-    return int(tf.crop_size[0]), tuple(tf.mean), tuple(tf.std)
-
-
-def _timm_preprocess(arch: str) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
-    import timm
-
-    cfg = timm.get_pretrained_cfg(arch)
-    if cfg is None:
-        raise ValueError(f"timm has no pretrained config for {arch!r}")
-    return int(cfg.input_size[-1]), tuple(cfg.mean), tuple(cfg.std)
-
-
-BACKBONES: dict[str, BackboneSpec] = {}
+BACKBONES: Registry[BackboneSpec] = Registry("backbone")
 
 
 def register_backbone(
@@ -95,7 +77,10 @@ def register_backbone(
     description: str = "",
     preprocess: tuple[int, tuple[float, ...], tuple[float, ...]] | None = None,
 ) -> Callable[[BackboneBuilder], BackboneBuilder]:
-    """Decorator adding a backbone builder to the registry under ``name``.
+    """Decorator adding a backbone builder to the registry under ``name`` (a name already taken is refused).
+
+    ``family`` names a registered :class:`~medxfer.models.families.Family` (``torchvision``, ``timm``,
+    ``custom``).
 
     Example::
 
@@ -105,11 +90,9 @@ def register_backbone(
     """
 
     def decorate(builder: BackboneBuilder) -> BackboneBuilder:
-        if name in BACKBONES:
-            raise ValueError(f"backbone {name!r} is already registered")
-        BACKBONES[name] = BackboneSpec(
+        spec = BackboneSpec(
             name=name,
-            family=family,
+            family=FAMILIES.get(family),
             arch=arch or name,
             builder=builder,
             blocks_fn=blocks,
@@ -118,6 +101,7 @@ def register_backbone(
             description=description,
             custom_preprocess=preprocess,
         )
+        BACKBONES.register(name, spec)  # a name already taken is refused
         return builder
 
     return decorate

@@ -31,6 +31,7 @@ from torch import nn
 
 from medxfer.io import MissingExtraError, require_extra
 from medxfer.models import cards, keymaps
+from medxfer.registry import Registry, first_line
 
 log = logging.getLogger(__name__)
 Preprocess = tuple[int, tuple[float, ...], tuple[float, ...]]  # (input_size, mean, std)
@@ -115,12 +116,15 @@ class WeightSource:
     status: Callable[[Any], str]
     rank: int = 50  # listing order (the CLI shows the best source first)
     preprocess: Callable[[Path], Preprocess | None] | None = None  # what weights at ARG carry (a card)
+    description: str = ""  # one line for listings (the loader's docstring)
 
 
-WEIGHT_SOURCES: dict[str, WeightSource] = {}
-# Sources registered by a higher layer, imported on first use of their name (as entry points would be):
+WEIGHT_SOURCES: Registry[WeightSource] = Registry(
+    "weights source", error=WeightsError, key=lambda s: s.rank, label=lambda name, s: s.usage
+)
+# A source registered by a higher layer, imported on first use of its name (as an entry point would be):
 # ``pretrained:NAME`` runs a pretraining recipe, which needs the training layer.
-PLUGIN_SOURCES = {"pretrained": "medxfer.pretraining.source"}
+WEIGHT_SOURCES.add_plugin("pretrained", "medxfer.pretraining.source")
 
 
 def register_weight_source(
@@ -133,31 +137,23 @@ def register_weight_source(
     """Decorator adding a loader ``fn(spec, backbone, path) -> (state, where)`` as source ``name``.
 
     ``status(spec)`` says ``"ok"`` or why the source cannot serve ``spec`` here (default: always ok);
-    ``preprocess(path)`` the preprocessing the weights carry (``usage`` ``KIND:ARG`` sources only).
+    ``preprocess(path)`` the preprocessing the weights carry (``usage`` ``KIND:ARG`` sources only);
+    ``rank`` orders the listing (the best source first). A name already taken is refused.
     """
 
     def deco(fn: Callable) -> Callable:
-        WEIGHT_SOURCES[name] = WeightSource(
-            name, usage or name, fn, status or (lambda spec: "ok"), rank, preprocess
-        )
-        ordered = sorted(WEIGHT_SOURCES.values(), key=lambda s: s.rank)
-        WEIGHT_SOURCES.clear()
-        WEIGHT_SOURCES.update((s.name, s) for s in ordered)
+        status_fn = status or (lambda spec: "ok")
+        source = WeightSource(name, usage or name, fn, status_fn, rank, preprocess, first_line(fn.__doc__))
+        WEIGHT_SOURCES.register(name, source)
         return fn
 
     return deco
 
 
-def load_plugins() -> None:
-    """Register the plug-in sources of :data:`PLUGIN_SOURCES` (listings show every source)."""
-    for kind in PLUGIN_SOURCES:
-        _with_plugin(kind)
-
-
 def list_weight_sources() -> list[str]:
-    """Weight sources as written on the command line (``imagenet``, ``packaged``, ``file:PATH``, ...)."""
-    load_plugins()
-    return [s.usage for s in WEIGHT_SOURCES.values()]
+    """Weight sources as written on the command line (``imagenet``, ``packaged``, ``file:PATH``, ...),
+    best first; plug-in sources are imported to be listed."""
+    return WEIGHT_SOURCES.choices()
 
 
 def alternatives(name: str) -> str:
@@ -171,18 +167,11 @@ def alternatives(name: str) -> str:
     )
 
 
-def _with_plugin(kind: str) -> WeightSource | None:
-    """The registered source ``kind``, importing its plug-in module first if it has one."""
-    if kind not in WEIGHT_SOURCES and kind in PLUGIN_SOURCES:
-        importlib.import_module(PLUGIN_SOURCES[kind])
-    return WEIGHT_SOURCES.get(kind)
-
-
 def parse_source(source: str) -> tuple[str, Path | None]:
     """Split ``source`` into ``(kind, path)``: ``("file", Path)`` for ``file:PATH`` (and the same for
     other ``KIND:ARG`` sources such as ``pretrained:NAME``), else ``(kind, None)``."""
     kind, sep, arg = source.partition(":")
-    entry = _with_plugin(kind) if sep else None
+    entry = WEIGHT_SOURCES.get(kind) if sep and kind in WEIGHT_SOURCES else None
     if entry is not None and ":" in entry.usage:
         if not arg:
             example = "file:resnet18.pth" if kind == "file" else f"{kind}:NAME"
@@ -190,11 +179,9 @@ def parse_source(source: str) -> tuple[str, Path | None]:
                 f"--weights {entry.usage} needs a {entry.usage.partition(':')[2].lower()}, e.g. {example}"
             )
         return kind, Path(arg).expanduser()
-    if source in WEIGHT_SOURCES and ":" not in WEIGHT_SOURCES[source].usage:
+    if source in WEIGHT_SOURCES and ":" not in WEIGHT_SOURCES.get(source).usage:
         return source, None
-    raise WeightsError(
-        f"unknown weights source {source!r}; choose one of: {', '.join(list_weight_sources())}"
-    )
+    raise WEIGHT_SOURCES.unknown(source)
 
 
 def packaged_path(name: str) -> Path:
@@ -320,11 +307,10 @@ def load_weights(model: nn.Module, name: str, source: str) -> LoadReport:
     """
     from medxfer.models.registry import BACKBONES
 
-    if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
+    spec = BACKBONES.get(name)
     kind, path = parse_source(source)
     backbone = _backbone_of(model)
-    state, where = WEIGHT_SOURCES[kind].load(BACKBONES[name], backbone, path)
+    state, where = WEIGHT_SOURCES.get(kind).load(spec, backbone, path)
     report = LoadReport(source, where)
     if state is not None:
         label = where if kind == "file" else f"{kind} weights {where}"
@@ -364,7 +350,7 @@ def card_preprocess(source: str) -> Preprocess | None:
     """``(input_size, mean, std)`` the weights of ``source`` carry (the card of ``file:DIR`` pretrained
     weights, ``pretrained:NAME``), or None: the backbone's own preprocessing applies."""
     kind, sep, arg = source.partition(":")
-    entry = _with_plugin(kind) if sep and arg else None
+    entry = WEIGHT_SOURCES.get(kind) if sep and arg and kind in WEIGHT_SOURCES else None
     if entry is None or entry.preprocess is None:
         return None
     return entry.preprocess(Path(arg).expanduser())
@@ -380,9 +366,5 @@ def _file_source(spec: Any, backbone: nn.Module, path: Path | None) -> tuple[dic
         except cards.CardError as exc:
             raise WeightsError(str(exc)) from None
         return read_state_file(file), str(file)
-    state = read_state_file(path)
-    if spec.family == "torchvision":
-        state = keymaps.densenet_legacy_keys(state)
-    elif spec.family == "timm" and "_conv_stem.weight" in state:  # lukemelas EfficientNet naming
-        state = _convert_or_fail(keymaps.lukemelas_effnet_to_timm, state, backbone, path)
+    state = _convert_or_fail(spec.family.library_keys, read_state_file(path), backbone, path)
     return state, str(path)

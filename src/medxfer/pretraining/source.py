@@ -3,7 +3,7 @@
 The first use runs ``configs/pretrain/NAME.yaml`` into ``$MEDXFER_CACHE/pretrain/NAME-<hash of the
 recipe>`` (a killed run resumes there on the next use); later uses load it. The folder is a
 ``medxfer pretrain`` output, so loading and preprocessing are those of ``file:DIR``. Imported by
-:mod:`medxfer.models.weights` on the first ``pretrained:`` name (see ``PLUGIN_SOURCES`` there).
+:mod:`medxfer.models.weights` on the first ``pretrained:`` name (``WEIGHT_SOURCES.add_plugin`` there).
 """
 
 from __future__ import annotations
@@ -58,4 +58,4 @@ def _preprocess(path: Path) -> tuple[int, tuple[float, ...], tuple[float, ...]] 
 def _pretrained_source(spec: Any, backbone: nn.Module, path: Path | None) -> tuple[dict, str]:
     """Weights of a pretraining recipe (run and cached on first use)."""
     assert path is not None
-    return WEIGHT_SOURCES["file"].load(spec, backbone, materialise(str(path)))
+    return WEIGHT_SOURCES.get("file").load(spec, backbone, materialise(str(path)))
