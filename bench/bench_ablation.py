@@ -46,6 +46,15 @@ VARIANTS: dict[str, list[str]] = {
     "acq-bn-frozen-s1": [*ACQ_BN_FROZEN, "train.seed=1"],
     "bn-frozen-s1": ["stages.1.bn=frozen", "train.keep=last", "train.seed=1"],
     "bn-frozen-s2": ["stages.1.bn=frozen", "train.keep=last", "train.seed=2"],
+    # issue 20's levers, one at a time on kermany-binary (the combination is the kermany-binary-full recipe)
+    "aug-si": ["train.augment=scale-intensity"],
+    "ema": ["train.ema=0.99"],
+    "full160": [
+        "stages=[{name: head, epochs: 1, trainable: head, lr: 3.0e-3, augment: none, input_size: 160},"
+        " {name: full-160, epochs: 2, trainable: all, lr: 1.0e-3, backbone_lr_mult: 0.3, lr_decay: 0.7,"
+        " bn: frozen, input_size: 160}, {name: final-224, epochs: 1, trainable: 'last:3', lr: 2.0e-4,"
+        " backbone_lr_mult: 0.3, bn: frozen}]"
+    ],
     "head-only": ["stages=[{name: head, epochs: 3, trainable: head, lr: 3.0e-3, augment: none}]"],
 }
 ENSEMBLES: dict[str, list[str]] = {}  # --ensemble NAME=V1,V2: member variants
