@@ -20,12 +20,17 @@ def _run(path: Path, head: dict, output: str, seed: int) -> Path:
     import torch
 
     from medxfer.models.backbones import build_model
-    from medxfer.runs import ModelInfo, save_model
+    from medxfer.runs import ModelInfo, NetworkSpec, save_model
 
     torch.manual_seed(seed)
     model = build_model("custom_cnn", 2, head=head, output=output)
     info = ModelInfo(
-        ["normal", "pneumonia"], "custom_cnn", "none", 64, (0.5,) * 3, (0.25,) * 3, head=head, output=output
+        class_names=["normal", "pneumonia"],
+        network=NetworkSpec(backbone="custom_cnn", weights="none", head=head),
+        input_size=64,
+        mean=(0.5,) * 3,
+        std=(0.25,) * 3,
+        output=output,
     )
     save_model(path, model.eval(), info)
     return path
@@ -60,11 +65,18 @@ def _sized_run(path: Path, size: int, mean: float, std: float, seed: int, channe
     import torch
 
     from medxfer.models.backbones import build_model
-    from medxfer.runs import ModelInfo, save_model
+    from medxfer.runs import ModelInfo, NetworkSpec, save_model
 
     torch.manual_seed(seed)
     model = build_model("custom_cnn", 2)
-    info = ModelInfo(["normal", "pneumonia"], "custom_cnn", "none", size, (mean,) * 3, (std,) * 3, channels)
+    info = ModelInfo(
+        class_names=["normal", "pneumonia"],
+        network=NetworkSpec(backbone="custom_cnn", weights="none"),
+        input_size=size,
+        mean=(mean,) * 3,
+        std=(std,) * 3,
+        channels=channels,
+    )
     save_model(path, model.eval(), info)
     return path
 

@@ -34,8 +34,7 @@ def ensemble(
         fail(str(exc))
     info = run.info
     echo_err(
-        f"ensemble of {len(info.members)} runs -> {run.path} "
-        f"({', '.join(m['backbone'] for m in info.members)}; classes {', '.join(info.class_names)})"
+        f"{info.label} ({len(info.networks)} runs) -> {run.path} (classes {', '.join(info.class_names)})"
     )
 
 
