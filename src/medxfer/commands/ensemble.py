@@ -34,7 +34,8 @@ def ensemble(
         fail(str(exc))
     info = run.info
     echo_err(
-        f"{info.label} ({len(info.networks)} runs) -> {run.path} (classes {', '.join(info.class_names)})"
+        f"ensemble of {len(info.networks)} runs -> {run.path} "
+        f"({', '.join(n.backbone for n in info.networks)}; classes {', '.join(info.class_names)})"
     )
 
 
