@@ -280,13 +280,7 @@ def load_model(run_dir: str | os.PathLike[str], device: str = "cpu") -> tuple[to
 
 def _network(info: ModelInfo) -> torch.nn.Module:
     """The untrained network ``info`` describes: a Classifier, or an Ensemble of its ``members``."""
-    from medxfer.models.backbones import build_model
-
-    classes, output = info.num_classes, info.output
-    nets = [
-        build_model(n.backbone, num_classes=classes, weights="none", head=n.head.model_dump(), output=output)
-        for n in info.networks
-    ]
+    nets = [n.build(info.num_classes, info.output) for n in info.networks]
     if not info.is_ensemble:
         return nets[0]
     from medxfer.models.ensemble import Ensemble

@@ -13,7 +13,7 @@ that runs written before both shapes existed carry).
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -25,6 +25,9 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+
+if TYPE_CHECKING:
+    from medxfer.models.backbones import Classifier
 
 MIN_INPUT_SIZE, MAX_INPUT_SIZE = 16, 2048
 RESIZE_MODES = ("squash",)
@@ -62,6 +65,14 @@ class NetworkSpec(BaseModel):
         if value not in known:
             raise ValueError(f"unknown backbone {value!r}; known: {', '.join(known)}")
         return value
+
+    def build(self, num_classes: int, output: str = "softmax") -> Classifier:
+        """This network, untrained (its trained weights are loaded by the caller)."""
+        from medxfer.models.backbones import build_model
+
+        return build_model(
+            self.backbone, num_classes, weights="none", head=self.head.model_dump(), output=output
+        )
 
     def preprocessing(
         self, input_size: int | None = None

@@ -1,4 +1,4 @@
-"""model.json has one schema (``runs.ModelInfo``): one network or an ensemble, never both; old files migrate."""
+"""One model.json schema (``runs.ModelInfo``): one network or an ensemble, not both; old files migrate."""
 
 from __future__ import annotations
 
