@@ -230,7 +230,7 @@ def validate_model_json(text: bytes | str) -> ModelInfo:
 
 
 def read_model_info(run_dir: str | os.PathLike[str]) -> ModelInfo:
-    """Read and validate ``RUN/model.json`` (every field's type and range, see :mod:`medxfer.runs_schema`).
+    """Read and validate ``RUN/model.json`` as a :class:`ModelInfo` (types and ranges; old format migrated).
 
     Raises FileNotFoundError naming the folder if it is not a run, :class:`ModelInfoError` naming
     ``model.json`` and the field when a value is wrong.
