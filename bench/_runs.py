@@ -27,7 +27,7 @@ def make_bench_run(run_dir: Path, backbone: str) -> Path:
     import torch
 
     from medxfer.models.backbones import build_model, get_spec
-    from medxfer.runs import ModelInfo, save_model
+    from medxfer.runs import ModelInfo, NetworkSpec, save_model
 
     torch.manual_seed(0)
     spec = get_spec(backbone)
@@ -35,8 +35,7 @@ def make_bench_run(run_dir: Path, backbone: str) -> Path:
     model = build_model(backbone, num_classes=2, weights="none").eval()
     info = ModelInfo(
         class_names=["normal", "pneumonia"],
-        backbone=backbone,
-        weights="none",
+        network=NetworkSpec(backbone=backbone, weights="none"),
         input_size=int(size),
         mean=tuple(mean),
         std=tuple(std),

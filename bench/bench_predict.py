@@ -72,7 +72,7 @@ def main() -> None:
         diff = float(np.abs(probs["torch"] - probs["onnx"]).max())
         info = Predictor(run, engine="onnx").info
         print(
-            f"\nbackbone {info.backbone} ({info.input_size}px), {len(images)} real Kermany images, "
+            f"\nbackbone {info.label} ({info.input_size}px), {len(images)} real Kermany images, "
             f"batch {args.batch_size}, torch threads {torch.get_num_threads()}, best of {args.repeats}"
         )
         print(

@@ -8,115 +8,240 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from medxfer.runs_schema import (
+    MAX_INPUT_SIZE,
+    MIN_INPUT_SIZE,
+    RESIZE_MODES,
+    Box,
+    HeadSpec,
+    MemberSpec,
+    NetworkSpec,
+    Triple,
+    check_boxes,
+    check_mean,
+    check_std,
+    describe_errors,
+    migrate_legacy,
+)
 
 if TYPE_CHECKING:
     import torch
 
     from medxfer.models.ensemble import InputSpec
 
+__all__ = [
+    "MODEL_JSON",
+    "MODEL_WEIGHTS",
+    "HeadSpec",
+    "MemberSpec",
+    "ModelInfo",
+    "ModelInfoError",
+    "NetworkSpec",
+    "load_model",
+    "member_inputs",
+    "read_model_info",
+    "save_model",
+    "validate_model_json",
+]
+
 MODEL_JSON = "model.json"
 MODEL_WEIGHTS = "model.safetensors"
+RUN_FILE = {"file": MODEL_JSON}  # validation context: a run's model.json, whose model is a classifier
 
 
-@dataclass
-class ModelInfo:
-    """Everything needed to rebuild a trained classifier and preprocess its input.
+class ModelInfo(BaseModel):
+    """Everything needed to rebuild a trained classifier and preprocess its input: ``model.json``.
+
+    One network (``network``) or an ensemble (``members``), never both. Validated when built and when
+    read (:func:`read_model_info`); unknown keys of a file are ignored, the flat format of older runs
+    is migrated (:func:`medxfer.runs_schema.migrate_legacy`). ``class_names`` may be empty only in a
+    preprocessing record that has no classifier (frozen-network features), never in a run's file.
 
     Example::
 
-        info = ModelInfo(class_names=["normal", "pneumonia"], backbone="efficientnet_lite0",
-                         weights="packaged", input_size=224, mean=(0.5,) * 3, std=(0.5,) * 3)
+        info = ModelInfo(class_names=["normal", "pneumonia"], input_size=224, mean=(0.5,) * 3, std=(0.5,) * 3,
+                         network=NetworkSpec(backbone="efficientnet_lite0", weights="packaged"))
     """
 
-    class_names: list[str]
-    backbone: str
-    weights: str
-    input_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    channels: str = "gray"  # data convention: "gray" (replicated to 3 for the net) or "rgb"
-    head: dict[str, Any] = field(default_factory=lambda: {"kind": "linear", "hidden": 0, "dropout": 0.0})
-    output: str = "softmax"  # "softmax" (one logit per class) or "sigmoid" (binary: one logit)
-    threshold: float = 0.5  # binary decision threshold on P(positive class = class_names[1])
-    threshold_method: str = "default"
-    temperature: float = 1.0  # local calibration: probabilities are softmax(log p / temperature)
-    mask_boxes: list[list[float]] = field(default_factory=list)  # [x0, y0, x1, y1] relative, blacked out
-    resize: str = "squash"  # how an image becomes input_size x input_size
-    preprocess: str = "none"  # contrast after resizing: none | equalize | clahe (medxfer.data.contrast)
-    metrics: dict[str, Any] = field(default_factory=dict)  # validation metrics shown by serve/compare
-    extra: dict[str, Any] = field(default_factory=dict)
-    # An ensemble run (``medxfer ensemble``): one {backbone, weights, head, run, metrics, input_size, mean,
-    # std} per member; the fields above are the ensemble's input (input_size: the largest member's, mean/std:
-    # the first member's; each member resizes and re-normalises it inside the network) and the members'
-    # shared preprocessing (backbone/weights/head: the first member's).
-    members: list[dict[str, Any]] = field(default_factory=list)
+    model_config = ConfigDict(extra="ignore")
+    class_names: list[StrictStr] = Field(max_length=1000)
+    input_size: StrictInt = Field(ge=MIN_INPUT_SIZE, le=MAX_INPUT_SIZE)  # an ensemble's: its largest member's
+    mean: Triple  # an ensemble's input: its first member's
+    std: Triple
+    channels: Literal["gray", "rgb"] = "gray"  # data convention: gray (replicated to 3 for the net) or rgb
+    output: Literal["softmax", "sigmoid"] = "softmax"  # one logit per class, or binary: one logit
+    threshold: StrictFloat = Field(0.5, ge=0.0, le=1.0)  # binary decision on P(class_names[1])
+    threshold_method: StrictStr = "default"
+    temperature: StrictFloat = Field(1.0, gt=0.0, le=1000.0, allow_inf_nan=False)  # softmax(log p / T)
+    mask_boxes: list[Box] = Field(default_factory=list, max_length=64)  # relative boxes, blacked out
+    resize: Literal[RESIZE_MODES] = "squash"  # type: ignore[valid-type]  # how an image becomes input_size^2
+    preprocess: Literal["none", "equalize", "clahe"] = "none"  # contrast after resizing (data.contrast)
+    metrics: dict[str, Any] = Field(default_factory=dict)  # validation metrics shown by serve/compare
+    extra: dict[str, Any] = Field(default_factory=dict)
+    network: NetworkSpec | None = None  # one network
+    members: list[MemberSpec] | None = None  # an ensemble (medxfer ensemble), each member's own network
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate(cls, data: Any) -> Any:
+        return migrate_legacy(data)
+
+    @field_validator("class_names")
+    @classmethod
+    def _names(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if len(value) == 1 or (not value and info.context == RUN_FILE):
+            raise ValueError(f"a classifier needs at least 2 class names, got {value}")
+        if any(not n.strip() for n in value):
+            raise ValueError("class names must be non-empty")
+        if len(set(value)) != len(value):
+            raise ValueError(f"class names must be unique, got {value}")
+        return value
+
+    @field_validator("mean")
+    @classmethod
+    def _mean(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        return check_mean(value)
+
+    @field_validator("std")
+    @classmethod
+    def _std(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        return check_std(value)
+
+    @field_validator("mask_boxes")
+    @classmethod
+    def _boxes(cls, value: list[tuple[float, ...]]) -> list[tuple[float, ...]]:
+        return check_boxes(value)
+
+    @field_validator("members")
+    @classmethod
+    def _members(cls, value: list[MemberSpec] | None) -> list[MemberSpec] | None:
+        from medxfer.models.ensemble import MAX_MEMBERS
+
+        if value is not None and not 2 <= len(value) <= MAX_MEMBERS:
+            raise ValueError(
+                f"an ensemble has 2 to {MAX_MEMBERS} members, got {len(value)} "
+                "(give 'network' instead for one network)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> ModelInfo:
+        if (self.network is None) == (self.members is None):
+            given = "both" if self.network is not None else "neither"
+            raise ValueError(
+                f"give exactly one of 'network' (one network) and 'members' (an ensemble), got {given}"
+            )
+        if self.output == "sigmoid" and len(self.class_names) != 2:
+            raise ValueError(f"output 'sigmoid' needs exactly 2 class_names, got {len(self.class_names)}")
+        return self
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def is_ensemble(self) -> bool:
+        return self.members is not None
+
+    @property
+    def networks(self) -> list[NetworkSpec]:
+        """The network(s) that predict: ``[network]``, or an ensemble's members."""
+        return list(self.members) if self.members is not None else [self.network]  # type: ignore[list-item]
+
+    @property
+    def label(self) -> str:
+        """What predicts, for people: ``efficientnet_lite0``, or ``ensemble of lite0 + lite2``."""
+        names = " + ".join(n.backbone for n in self.networks)
+        return f"ensemble of {names}" if self.is_ensemble else names
 
     @classmethod
     def for_backbone(
         cls,
         backbone: str,
         weights: str,
-        class_names: list[str],
+        class_names: Sequence[str],
         input_size: int | None = None,
-        **fields_: Any,
+        *,
+        head: dict[str, Any] | None = None,
+        channels: str = "gray",
+        output: str = "softmax",
+        mask_boxes: Sequence[Sequence[float]] = (),
+        preprocess: str = "none",
     ) -> ModelInfo:
-        """The record of ``backbone`` + ``weights``: size, mean and std read from the backbone's weights
-        (never retyped), other fields (channels, mask_boxes, head, output) as given."""
-        from medxfer.models.backbones import get_spec
-        from medxfer.models.weights import card_preprocess
-
-        # pretrained weights with a card (file:DIR, pretrained:NAME) carry their own preprocessing
-        size, mean, std = card_preprocess(weights) or get_spec(backbone).preprocess(weights)
-        size = int(input_size or size)
-        return cls(list(class_names), backbone, weights, size, tuple(mean), tuple(std), **fields_)  # type: ignore[arg-type]
-
-    @property
-    def is_ensemble(self) -> bool:
-        return bool(self.members)
+        """The record of one network, ``backbone`` + ``weights``: size, mean and std read from the
+        weights (:meth:`NetworkSpec.preprocessing`, never retyped), the other fields as given."""
+        network = NetworkSpec(backbone=backbone, weights=weights, head=HeadSpec(**(head or {})))
+        size, mean, std = network.preprocessing(input_size)
+        return cls(
+            class_names=list(class_names),
+            input_size=size,
+            mean=mean,
+            std=std,
+            channels=channels,  # type: ignore[arg-type]
+            output=output,  # type: ignore[arg-type]
+            mask_boxes=[tuple(map(float, b)) for b in mask_boxes],  # type: ignore[misc]
+            preprocess=preprocess,  # type: ignore[arg-type]
+            network=network,
+        )
 
     def to_json(self) -> str:
-        data = asdict(self)
-        for name, default in (("members", []), ("preprocess", "none")):
-            if data[name] == default:
-                del data[name]  # a model.json without them stays as it always was
+        """``model.json`` text: the fields, ``network`` or ``members`` (the one present)."""
+        data = self.model_dump()
+        for name in ("network", "members"):
+            if data[name] is None:
+                del data[name]
         return json.dumps(data, indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
-        known = {f.name for f in fields(cls)}
-        info = cls(**{k: v for k, v in data.items() if k in known})
-        info.mean = tuple(info.mean)  # type: ignore[assignment]
-        info.std = tuple(info.std)  # type: ignore[assignment]
-        return info
 
 
 class ModelInfoError(ValueError):
     """A ``model.json`` (or its weights) that fails validation; the message names the file and the field."""
 
 
+def validate_model_json(text: bytes | str) -> ModelInfo:
+    """Parse and validate ``model.json`` text (either format); raises ValueError naming the field(s).
+
+    >>> validate_model_json('{"class_names": ["a", "b"], "network": {"backbone": "custom_cnn", "weights":'
+    ...     ' "none"}, "input_size": 0, "mean": [0.5, 0.5, 0.5], "std": [0.2, 0.2, 0.2]}')
+    Traceback (most recent call last):
+    ...
+    ValueError: field 'input_size': Input should be greater than or equal to 16 (got 0)
+    """
+    try:
+        return ModelInfo.model_validate_json(text, context=RUN_FILE)
+    except ValidationError as exc:
+        raise ValueError(describe_errors(exc)) from None
+
+
 def read_model_info(run_dir: str | os.PathLike[str]) -> ModelInfo:
-    """Read and validate ``RUN/model.json`` (every field's type and range, see :mod:`medxfer.runs_schema`).
+    """Read and validate ``RUN/model.json`` as a :class:`ModelInfo` (types and ranges; old format migrated).
 
     Raises FileNotFoundError naming the folder if it is not a run, :class:`ModelInfoError` naming
     ``model.json`` and the field when a value is wrong.
     """
-    from medxfer.runs_schema import validate_model_json
-
     path = Path(run_dir) / MODEL_JSON
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir}: not a medxfer run folder (no {MODEL_JSON}); train one first")
     try:
-        data = validate_model_json(path.read_bytes())
+        return validate_model_json(path.read_bytes())
     except ValueError as exc:
         raise ModelInfoError(f"{path}: {exc}") from None
-    return ModelInfo.from_dict(data)
 
 
 def save_model(run_dir: str | os.PathLike[str], model: torch.nn.Module, info: ModelInfo) -> None:
@@ -155,22 +280,13 @@ def load_model(run_dir: str | os.PathLike[str], device: str = "cpu") -> tuple[to
 
 def _network(info: ModelInfo) -> torch.nn.Module:
     """The untrained network ``info`` describes: a Classifier, or an Ensemble of its ``members``."""
-    from medxfer.models.backbones import build_model
-
-    if not info.members:
-        return build_model(
-            info.backbone, num_classes=info.num_classes, weights="none", head=info.head, output=info.output
-        )
+    nets = [n.build(info.num_classes, info.output) for n in info.networks]
+    if not info.is_ensemble:
+        return nets[0]
     from medxfer.models.ensemble import Ensemble
 
-    members = [
-        build_model(
-            m["backbone"], num_classes=info.num_classes, weights="none", head=m["head"], output=info.output
-        )
-        for m in info.members
-    ]
     source, inputs = member_inputs(info)
-    return Ensemble(members, output=info.output, inputs=inputs, source=source)
+    return Ensemble(nets, output=info.output, inputs=inputs, source=source)
 
 
 def member_inputs(info: ModelInfo) -> tuple[InputSpec, list[InputSpec]]:
@@ -178,21 +294,12 @@ def member_inputs(info: ModelInfo) -> tuple[InputSpec, list[InputSpec]]:
     entry; an entry without them, as ensembles before per-member sizes wrote, eats the ensemble's input)."""
     from medxfer.models.ensemble import InputSpec
 
-    source = InputSpec(int(info.input_size), _three(info.mean), _three(info.std))
+    source = InputSpec(info.input_size, info.mean, info.std)
     inputs = [
-        InputSpec(
-            int(m.get("input_size") or source.size),
-            _three(m.get("mean") or source.mean),
-            _three(m.get("std") or source.std),
-        )
-        for m in info.members
+        InputSpec(m.input_size or source.size, m.mean or source.mean, m.std or source.std)
+        for m in info.members or []
     ]
     return source, inputs
-
-
-def _three(values: Any) -> tuple[float, float, float]:
-    a, b, c = (float(v) for v in values)
-    return a, b, c
 
 
 def _check_finite(state: dict[str, Any], weights: Path) -> None:
@@ -222,6 +329,6 @@ def _check_shapes(model: torch.nn.Module, state: dict[str, Any], run_dir: Path) 
     if problems:
         shown = "; ".join(problems[:4]) + (f"; ... {len(problems) - 4} more" if len(problems) > 4 else "")
         raise ModelInfoError(
-            f"{run_dir / MODEL_JSON}: fields 'backbone', 'head', 'output', 'class_names' (and 'members') "
+            f"{run_dir / MODEL_JSON}: fields 'network' (or 'members'), 'output', 'class_names' "
             f"do not match {MODEL_WEIGHTS} ({shown})"
         )

@@ -1,175 +1,165 @@
-"""The schema of ``model.json``: every field's type and range, checked when a run is loaded.
+"""The parts of ``model.json`` (:class:`medxfer.runs.ModelInfo`): its networks, their checks, the old format.
 
 A run folder is something a user can hand-edit or copy from elsewhere; a wrong value must stop
 ``predict`` / ``serve`` / ``export`` at load time with the file and field named, not give NaN
-probabilities, a decision that never changes, or a 500 on every request.
+probabilities, a decision that never changes, or a 500 on every request. Scalars are strict (``"224"``
+is not an input size, ``true`` not a threshold); JSON arrays become the tuples of the record.
+
+One network is ``network: {backbone, weights, head}``; an ensemble is ``members: [{backbone, weights,
+head, run, metrics, input_size, mean, std}, ...]`` instead (:func:`migrate_legacy` reads the flat format
+that runs written before both shapes existed carry).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
+
+if TYPE_CHECKING:
+    from medxfer.models.backbones import Classifier
 
 MIN_INPUT_SIZE, MAX_INPUT_SIZE = 16, 2048
 RESIZE_MODES = ("squash",)
+Triple = tuple[StrictFloat, StrictFloat, StrictFloat]  # R, G, B
+Box = tuple[StrictFloat, StrictFloat, StrictFloat, StrictFloat]  # x0, y0, x1, y1 (fractions of the image)
 
 
-class HeadSchema(BaseModel):
+class HeadSpec(BaseModel):
     """``head``: the classification head (see :func:`medxfer.models.backbones.make_head`)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid")
     kind: Literal["linear", "mlp"] = "linear"
-    hidden: int = Field(0, ge=0, le=65536)
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    hidden: StrictInt = Field(0, ge=0, le=65536)
+    dropout: StrictFloat = Field(0.0, ge=0.0, lt=1.0)
 
 
-def _known_backbone(value: str) -> str:
-    from medxfer.models.backbones import get_spec
+class NetworkSpec(BaseModel):
+    """``network``: the one network of a run (``weights``: where its backbone came from, provenance only;
+    the trained weights are ``model.safetensors``).
 
-    get_spec(value)  # a ValueError naming the registered backbones
-    return value
+    Example: ``NetworkSpec(backbone="efficientnet_lite0", weights="packaged")``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    backbone: StrictStr = Field(min_length=1)
+    weights: StrictStr = Field(min_length=1)
+    head: HeadSpec = Field(default_factory=HeadSpec)
+
+    @field_validator("backbone")
+    @classmethod
+    def _backbone(cls, value: str) -> str:
+        from medxfer.models.backbones import get_spec
+
+        get_spec(value)  # a ValueError naming the registered backbones
+        return value
+
+    def build(self, num_classes: int, output: str = "softmax") -> Classifier:
+        """This network, untrained (its trained weights are loaded by the caller)."""
+        from medxfer.models.backbones import build_model
+
+        return build_model(
+            self.backbone, num_classes, weights="none", head=self.head.model_dump(), output=output
+        )
+
+    def preprocessing(
+        self, input_size: int | None = None
+    ) -> tuple[int, tuple[float, float, float], tuple[float, float, float]]:
+        """``(input_size, mean, std)`` of these weights (pretrained weights with a card carry their own,
+        else the backbone's), read from the weights, never retyped; ``input_size`` overrides the size."""
+        from medxfer.models.backbones import get_spec
+        from medxfer.models.weights import card_preprocess
+
+        size, mean, std = card_preprocess(self.weights) or get_spec(self.backbone).preprocess(self.weights)
+        return int(input_size or size), _three(mean), _three(std)
 
 
-def _check_mean(value: tuple[float, ...]) -> tuple[float, ...]:
+class MemberSpec(NetworkSpec):
+    """One entry of ``members`` (an ensemble run, ``medxfer ensemble``): the network of one member.
+
+    Its weights are the ``members.<i>.*`` tensors of ``model.safetensors``; ``run`` and ``metrics``
+    record where it came from (provenance only). ``input_size``/``mean``/``std``: the member's own input
+    (it resizes and re-normalises the ensemble's); None (ensembles written before per-member sizes):
+    the ensemble's.
+    """
+
+    run: StrictStr = ""
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    input_size: StrictInt | None = Field(None, ge=MIN_INPUT_SIZE, le=MAX_INPUT_SIZE)
+    mean: Triple | None = None
+    std: Triple | None = None
+
+    @field_validator("mean")
+    @classmethod
+    def _mean(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        return value if value is None else check_mean(value)
+
+    @field_validator("std")
+    @classmethod
+    def _std(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        return value if value is None else check_std(value)
+
+
+def check_mean(value: tuple[float, ...]) -> tuple[float, ...]:
     if not all(math.isfinite(v) and -1.0 <= v <= 2.0 for v in value):
         raise ValueError(f"mean values are fractions of the 0..1 pixel range, got {list(value)}")
     return value
 
 
-def _check_std(value: tuple[float, ...]) -> tuple[float, ...]:
+def check_std(value: tuple[float, ...]) -> tuple[float, ...]:
     if not all(math.isfinite(v) and 1e-6 < v <= 10.0 for v in value):
         raise ValueError(f"std values must be > 0 (they divide the pixels), got {list(value)}")
     return value
 
 
-class MemberSchema(BaseModel):
-    """One entry of ``members`` (an ensemble run, ``medxfer ensemble``): the network of one member.
+def check_boxes(value: list[tuple[float, ...]]) -> list[tuple[float, ...]]:
+    for box in value:
+        x0, y0, x1, y1 = box
+        if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
+            raise ValueError(f"box {list(box)} must be x0,y0,x1,y1 with 0 <= x0 < x1 <= 1 (same for y)")
+    return value
 
-    Its weights are the ``members.<i>.*`` tensors of ``model.safetensors``; ``run`` and ``metrics``
-    record where it came from (provenance only).
+
+def _three(values: Any) -> tuple[float, float, float]:
+    a, b, c = (float(v) for v in values)
+    return a, b, c
+
+
+LEGACY_NETWORK = ("backbone", "weights", "head")  # top-level fields of the flat format
+
+
+def migrate_legacy(data: Any) -> Any:
+    """The flat ``model.json`` of older runs -> today's shape (anything else is returned as it is).
+
+    Flat: ``backbone``/``weights``/``head`` at the top level; an ensemble also had ``members``, the
+    top-level three then a copy of the first member's. Today: ``network`` for one network, ``members``
+    alone for an ensemble.
+
+    >>> migrate_legacy({"class_names": ["a", "b"], "backbone": "custom_cnn", "weights": "none"})
+    {'class_names': ['a', 'b'], 'network': {'backbone': 'custom_cnn', 'weights': 'none'}}
     """
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    backbone: str = Field(min_length=1)
-    weights: str = Field(min_length=1)
-    head: HeadSchema = Field(default_factory=HeadSchema)
-    run: str = ""
-    metrics: dict[str, Any] = Field(default_factory=dict)
-    # the member's own input (it resizes and re-normalises the ensemble's); None: the ensemble's
-    input_size: int | None = Field(None, ge=MIN_INPUT_SIZE, le=MAX_INPUT_SIZE)
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
-
-    @field_validator("mean")
-    @classmethod
-    def _mean(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
-        return value if value is None else _check_mean(value)
-
-    @field_validator("std")
-    @classmethod
-    def _std(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
-        return value if value is None else _check_std(value)
-
-    @field_validator("backbone")
-    @classmethod
-    def _backbone(cls, value: str) -> str:
-        return _known_backbone(value)
-
-
-class ModelInfoSchema(BaseModel):
-    """``model.json`` as written by ``medxfer train`` (unknown keys are ignored, as on load)."""
-
-    model_config = ConfigDict(extra="ignore", strict=True)
-    class_names: list[str] = Field(min_length=2, max_length=1000)
-    backbone: str = Field(min_length=1)
-    weights: str = Field(min_length=1)
-    input_size: int = Field(ge=MIN_INPUT_SIZE, le=MAX_INPUT_SIZE)
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    channels: Literal["gray", "rgb"] = "gray"
-    head: HeadSchema = Field(default_factory=HeadSchema)
-    output: Literal["softmax", "sigmoid"] = "softmax"
-    threshold: float = Field(0.5, ge=0.0, le=1.0)
-    threshold_method: str = "default"
-    temperature: float = Field(1.0, gt=0.0, le=1000.0, allow_inf_nan=False)  # local calibration
-    mask_boxes: list[tuple[float, float, float, float]] = Field(default_factory=list, max_length=64)
-    resize: Literal[RESIZE_MODES] = "squash"  # type: ignore[valid-type]
-    preprocess: Literal["none", "equalize", "clahe"] = "none"  # medxfer.data.contrast.PREPROCESS
-    metrics: dict[str, Any] = Field(default_factory=dict)
-    extra: dict[str, Any] = Field(default_factory=dict)
-    members: list[MemberSchema] = Field(default_factory=list)  # an ensemble run (medxfer ensemble)
-
-    @field_validator("class_names")
-    @classmethod
-    def _names(cls, value: list[str]) -> list[str]:
-        if any(not n.strip() for n in value):
-            raise ValueError("class names must be non-empty")
-        if len(set(value)) != len(value):
-            raise ValueError(f"class names must be unique, got {value}")
-        return value
-
-    @field_validator("mean")
-    @classmethod
-    def _mean(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        return _check_mean(value)
-
-    @field_validator("std")
-    @classmethod
-    def _std(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        return _check_std(value)
-
-    @field_validator("mask_boxes")
-    @classmethod
-    def _boxes(cls, value: list[tuple[float, ...]]) -> list[tuple[float, ...]]:
-        for box in value:
-            x0, y0, x1, y1 = box
-            if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
-                raise ValueError(f"box {list(box)} must be x0,y0,x1,y1 with 0 <= x0 < x1 <= 1 (same for y)")
-        return value
-
-    @field_validator("backbone")
-    @classmethod
-    def _backbone(cls, value: str) -> str:
-        return _known_backbone(value)
-
-    @field_validator("members")
-    @classmethod
-    def _members(cls, value: list[MemberSchema]) -> list[MemberSchema]:
-        from medxfer.models.ensemble import MAX_MEMBERS
-
-        if value and not 2 <= len(value) <= MAX_MEMBERS:
-            raise ValueError(
-                f"an ensemble has 2 to {MAX_MEMBERS} members, got {len(value)} "
-                "(leave 'members' out for one network)"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _sigmoid_is_binary(self) -> ModelInfoSchema:
-        if self.output == "sigmoid" and len(self.class_names) != 2:
-            raise ValueError(f"output 'sigmoid' needs exactly 2 class_names, got {len(self.class_names)}")
-        return self
-
-
-def validate_model_json(text: bytes | str) -> dict[str, Any]:
-    """Parse and validate ``model.json`` text; returns the dict, raises ValueError naming the field(s).
-
-    >>> validate_model_json('{"class_names": ["a", "b"], "backbone": "custom_cnn", "weights": "none",'
-    ...     ' "input_size": 0, "mean": [0.5, 0.5, 0.5], "std": [0.2, 0.2, 0.2]}')
-    Traceback (most recent call last):
-    ...
-    ValueError: field 'input_size': Input should be greater than or equal to 16 (got 0)
-    """
-    try:
-        info = ModelInfoSchema.model_validate_json(text)
-    except ValidationError as exc:
-        raise ValueError(_describe(exc)) from None
-    data = info.model_dump()
-    data["mean"], data["std"] = tuple(data["mean"]), tuple(data["std"])
-    data["mask_boxes"] = [list(b) for b in data["mask_boxes"]]
-    return data
+    if not isinstance(data, dict) or not any(k in data for k in LEGACY_NETWORK):
+        return data
+    if "network" in data:
+        raise ValueError(
+            f"'network' and the old top-level {', '.join(k for k in LEGACY_NETWORK if k in data)}: "
+            "keep 'network' only"
+        )
+    out = {k: v for k, v in data.items() if k not in LEGACY_NETWORK}
+    if out.get("members"):  # an old ensemble: the top-level fields were its first member's
+        return out
+    out.pop("members", None)  # an empty list: one network
+    return {**out, "network": {k: data[k] for k in LEGACY_NETWORK if k in data}}
 
 
 ECHO_CHARS = 200  # an error quotes at most this much of the file
@@ -184,7 +174,8 @@ def _clip(text: str, limit: int = ECHO_CHARS) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-def _describe(exc: ValidationError) -> str:
+def describe_errors(exc: ValidationError) -> str:
+    """One line naming each wrong field (dotted path) and the value given, at most five of them."""
     parts = []
     for err in exc.errors(include_url=False):
         path = err.get("loc", ())

@@ -52,8 +52,9 @@ def test_the_run_folder_records_members_and_shares_their_splits(ens: Path, membe
 
     row = run_row(ens)
     assert row["backbone"] == "custom_cnn + custom_cnn" and row["params"] == cost["params"]
-    # a single network's model.json does not grow a members field
+    # a single network's model.json does not grow a members field, an ensemble's has no single network
     assert "members" not in json.loads((members[0] / "model.json").read_text())
+    assert not {"network", "backbone", "weights", "head"} & set(json.loads((ens / "model.json").read_text()))
 
 
 def test_probabilities_are_the_mean_of_the_members(ens: Path, members: list[Path], api_data: Path) -> None:
@@ -176,9 +177,12 @@ def test_serve_names_the_members(ens: Path, members: list[Path]) -> None:
     from medxfer.serve.app import create_app
 
     with TestClient(create_app(ens)) as client:
-        assert client.get("/api/model").json()["members"] == ["custom_cnn", "custom_cnn"]
+        model = client.get("/api/model").json()
+        assert model["members"] == ["custom_cnn", "custom_cnn"]
+        assert model["backbone"] == "ensemble of custom_cnn + custom_cnn" and model["weights"] == "none"
     with TestClient(create_app(members[0])) as client:
-        assert "members" not in client.get("/api/model").json()
+        model = client.get("/api/model").json()
+        assert "members" not in model and model["backbone"] == "custom_cnn"
 
 
 def test_force_keeps_a_stale_export_and_members_calibration_is_not_carried(

@@ -30,15 +30,14 @@ def tiny_run(tmp_path: Path) -> Path:
     import torch
 
     from medxfer.models.backbones import build_model
-    from medxfer.runs import ModelInfo, save_model
+    from medxfer.runs import ModelInfo, NetworkSpec, save_model
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
     model = build_model("custom_cnn", num_classes=2)
     info = ModelInfo(
         class_names=["normal", "pneumonia"],
-        backbone="custom_cnn",
-        weights="none",
+        network=NetworkSpec(backbone="custom_cnn", weights="none"),
         input_size=32,
         mean=(0.5, 0.5, 0.5),
         std=(0.5, 0.5, 0.5),

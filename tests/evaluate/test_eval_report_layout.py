@@ -12,12 +12,18 @@ CLASSES = ["bacterial-pneumonia", "covid-19-confirmed", "normal-no-finding", "vi
 
 def _result(threshold: float) -> dict:
     from medxfer.inference.evaluation import build_result
-    from medxfer.runs import ModelInfo
+    from medxfer.runs import ModelInfo, NetworkSpec
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 40)
     p1 = np.clip(0.3 * y + rng.random(40) * 0.7, 0, 1)
-    info = ModelInfo(["normal", "pneumonia"], "custom_cnn", "none", 32, (0.5,) * 3, (0.5,) * 3)
+    info = ModelInfo(
+        class_names=["normal", "pneumonia"],
+        network=NetworkSpec(backbone="custom_cnn", weights="none"),
+        input_size=32,
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+    )
     info.threshold, info.threshold_method = threshold, "youden" if threshold != 0.5 else "default"
     return build_result(y, np.stack([1 - p1, p1], 1), info, np.arange(40).astype(str), 20, 0)
 
@@ -35,7 +41,7 @@ def _four_class_run(tmp_path: Path) -> tuple[Path, Path]:
     import torch
 
     from medxfer.models.backbones import build_model
-    from medxfer.runs import ModelInfo, save_model
+    from medxfer.runs import ModelInfo, NetworkSpec, save_model
 
     rng = np.random.default_rng(0)
     data = tmp_path / "data"
@@ -48,7 +54,13 @@ def _four_class_run(tmp_path: Path) -> tuple[Path, Path]:
     torch.manual_seed(0)
     run = tmp_path / "run4"
     run.mkdir()
-    info = ModelInfo(list(CLASSES), "custom_cnn", "none", 32, (0.5,) * 3, (0.5,) * 3)
+    info = ModelInfo(
+        class_names=list(CLASSES),
+        network=NetworkSpec(backbone="custom_cnn", weights="none"),
+        input_size=32,
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+    )
     save_model(run, build_model("custom_cnn", num_classes=4), info)
     return data, run
 

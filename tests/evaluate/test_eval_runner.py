@@ -114,14 +114,13 @@ def test_three_classes_with_a_class_absent(tiny_folder: Path, tmp_path: Path) ->
     import torch
 
     from medxfer.models.backbones import build_model
-    from medxfer.runs import ModelInfo, save_model
+    from medxfer.runs import ModelInfo, NetworkSpec, save_model
 
     torch.manual_seed(1)
     run = tmp_path / "run3"
     info = ModelInfo(
         class_names=["covid", "normal", "pneumonia"],
-        backbone="custom_cnn",
-        weights="none",
+        network=NetworkSpec(backbone="custom_cnn", weights="none"),
         input_size=32,
         mean=(0.5,) * 3,
         std=(0.5,) * 3,

@@ -15,7 +15,7 @@ def make_run(run_dir: Path, input_size: int = 64, seed: int = 0, **info_kwargs: 
     import torch
 
     from medxfer.models.backbones import build_model
-    from medxfer.runs import ModelInfo, save_model
+    from medxfer.runs import ModelInfo, NetworkSpec, save_model
 
     torch.manual_seed(seed)
     model = build_model("custom_cnn", num_classes=len(CLASSES), weights="none")
@@ -26,8 +26,7 @@ def make_run(run_dir: Path, input_size: int = 64, seed: int = 0, **info_kwargs: 
                 m.running_var.uniform_(0.5, 1.5)
     info = ModelInfo(
         class_names=list(CLASSES),
-        backbone="custom_cnn",
-        weights="none",
+        network=NetworkSpec(backbone="custom_cnn", weights="none"),
         input_size=input_size,
         mean=(0.5, 0.5, 0.5),
         std=(0.25, 0.25, 0.25),

@@ -20,12 +20,17 @@ def _run(path: Path, head: dict, output: str, seed: int) -> Path:
     import torch
 
     from medxfer.models.backbones import build_model
-    from medxfer.runs import ModelInfo, save_model
+    from medxfer.runs import ModelInfo, NetworkSpec, save_model
 
     torch.manual_seed(seed)
     model = build_model("custom_cnn", 2, head=head, output=output)
     info = ModelInfo(
-        ["normal", "pneumonia"], "custom_cnn", "none", 64, (0.5,) * 3, (0.25,) * 3, head=head, output=output
+        class_names=["normal", "pneumonia"],
+        network=NetworkSpec(backbone="custom_cnn", weights="none", head=head),
+        input_size=64,
+        mean=(0.5,) * 3,
+        std=(0.25,) * 3,
+        output=output,
     )
     save_model(path, model.eval(), info)
     return path
@@ -60,11 +65,18 @@ def _sized_run(path: Path, size: int, mean: float, std: float, seed: int, channe
     import torch
 
     from medxfer.models.backbones import build_model
-    from medxfer.runs import ModelInfo, save_model
+    from medxfer.runs import ModelInfo, NetworkSpec, save_model
 
     torch.manual_seed(seed)
     model = build_model("custom_cnn", 2)
-    info = ModelInfo(["normal", "pneumonia"], "custom_cnn", "none", size, (mean,) * 3, (std,) * 3, channels)
+    info = ModelInfo(
+        class_names=["normal", "pneumonia"],
+        network=NetworkSpec(backbone="custom_cnn", weights="none"),
+        input_size=size,
+        mean=(mean,) * 3,
+        std=(std,) * 3,
+        channels=channels,
+    )
     save_model(path, model.eval(), info)
     return path
 
@@ -88,6 +100,30 @@ def test_members_at_other_sizes_are_one_onnx_graph(kermany_paths: list[Path], tm
     np.testing.assert_allclose(Predictor(result.path, engine="onnx").predict_arrays(images), ens, atol=1e-4)
     cam = Predictor(result.path).cam(images[0])
     assert cam.shape == (80, 80) and cam.max() == pytest.approx(1.0)
+
+
+def _flat(data: dict) -> dict:
+    """``model.json`` as runs wrote it before ``network``: backbone/weights/head at the top level (an
+    ensemble's: its first member's, next to ``members``)."""
+    network = data.pop("network", None) or {k: data["members"][0][k] for k in ("backbone", "weights", "head")}
+    return {**data, **network}
+
+
+def test_old_flat_model_json_loads_and_predicts_the_same(kermany_paths: list[Path], tmp_path: Path) -> None:
+    import shutil
+
+    members = [_sized_run(tmp_path / "a", 64, 0.5, 0.25, 1), _sized_run(tmp_path / "b", 80, 0.4, 0.3, 2)]
+    ens = build_ensemble(members, tmp_path / "ens").path
+    images = [read_image(p) for p in kermany_paths[:3]]
+    for run in (members[0], ens):
+        old = shutil.copytree(run, tmp_path / "old" / run.name)
+        data = json.loads((run / "model.json").read_text())
+        (old / "model.json").write_text(json.dumps(_flat(data)))
+        assert "backbone" in json.loads((old / "model.json").read_text())
+        np.testing.assert_array_equal(
+            Predictor(old).predict_arrays(images), Predictor(run).predict_arrays(images)
+        )
+        assert Predictor(old).info == Predictor(run).info
 
 
 def test_members_with_other_channels_are_refused_naming_the_field(tmp_path: Path) -> None:

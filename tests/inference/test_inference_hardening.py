@@ -68,6 +68,7 @@ def test_pixel_cap_follows_the_model_input(tiny_run: Path, tmp_path: Path) -> No
     assert "more than max_pixels=6400" in table.rows[0]["error"] and table.rows[1]["error"] == ""
 
 
+NETWORK = {"backbone": "custom_cnn", "weights": "none"}  # tiny_run's
 BAD_INFO = [
     ({"mean": [0.5, 0.5]}, "'mean'"),
     ({"std": [0.0, 0.0, 0.0]}, "'std'"),
@@ -77,11 +78,12 @@ BAD_INFO = [
     ({"channels": "cmyk"}, "'channels'"),
     ({"threshold": 5}, "'threshold'"),
     ({"class_names": ["normal"]}, "'class_names'"),
-    ({"head": {"kind": "transformer"}}, "'head.kind'"),
-    ({"backbone": "resnet5000"}, "'backbone'"),
+    ({"network": {**NETWORK, "head": {"kind": "transformer"}}}, "'network.head.kind'"),
+    ({"network": {**NETWORK, "backbone": "resnet5000"}}, "'network.backbone'"),
+    ({"backbone": "resnet5000"}, "keep 'network' only"),  # an old-format field next to today's
     ({"output": "sigmoid"}, "do not match"),  # one logit vs the two in the weights
     ({"class_names": ["a", "b", "c"]}, "do not match"),
-    ({"head": {"kind": "mlp", "hidden": 8, "dropout": 0.0}}, "do not match"),
+    ({"network": {**NETWORK, "head": {"kind": "mlp", "hidden": 8, "dropout": 0.0}}}, "do not match"),
 ]
 
 
@@ -124,6 +126,8 @@ def test_serve_predict_export_refuse_a_bad_run(
 
 def test_valid_run_still_loads_with_every_field(tiny_run: Path) -> None:
     p = Predictor(tiny_run)
-    assert p.info.mean == (0.5, 0.5, 0.5) and p.info.head["kind"] == "linear"
+    assert (
+        p.info.mean == (0.5, 0.5, 0.5) and p.info.network is not None and p.info.network.head.kind == "linear"
+    )
     probs = p.predict_arrays([gray_image(3)])
     assert np.isfinite(probs).all() and probs.sum() == pytest.approx(1.0)

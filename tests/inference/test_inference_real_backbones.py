@@ -18,7 +18,7 @@ from medxfer.data.images import read_image
 from medxfer.inference.export import export_run
 from medxfer.inference.predictor import Predictor
 from medxfer.models.backbones import build_model, get_spec
-from medxfer.runs import ModelInfo, save_model
+from medxfer.runs import ModelInfo, NetworkSpec, save_model
 
 MODELS = {  # run name -> (backbone, output)
     "efficientnet_lite0": ("efficientnet_lite0", "softmax"),
@@ -32,8 +32,7 @@ def save_real_run(run: Path, model: torch.nn.Module, backbone: str, output: str,
     _, mean, std = get_spec(backbone).preprocess("packaged")
     info = ModelInfo(
         class_names=list(CLASSES),
-        backbone=backbone,
-        weights="packaged",
+        network=NetworkSpec(backbone=backbone, weights="packaged"),
         input_size=size,
         mean=tuple(mean),
         std=tuple(std),

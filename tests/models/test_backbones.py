@@ -204,11 +204,14 @@ def test_preprocessing_is_read_from_the_libraries():
 
 
 def test_run_folder_round_trip_uses_this_registry(tmp_path):
-    from medxfer.runs import ModelInfo, load_model, save_model
+    from medxfer.runs import ModelInfo, NetworkSpec, load_model, save_model
 
     head = {"kind": "mlp", "hidden": 8, "dropout": 0.1}
     model = build_model("custom_cnn", num_classes=2, head=head, output="sigmoid").eval()
-    info = ModelInfo(["normal", "pneumonia"], "custom_cnn", "none", 224, (0.5,) * 3, (0.5,) * 3, head=head)
+    net = NetworkSpec(backbone="custom_cnn", weights="none", head=head)
+    info = ModelInfo(
+        class_names=["normal", "pneumonia"], network=net, input_size=224, mean=(0.5,) * 3, std=(0.5,) * 3
+    )
     info.output = "sigmoid"
     save_model(tmp_path, model, info)
     loaded, _ = load_model(tmp_path)

@@ -206,10 +206,16 @@ def test_file_loads_a_timm_state_dict_from_safetensors(tmp_path):
 
 
 def test_file_accepts_a_medxfer_model_and_skips_its_head(tmp_path):
-    from medxfer.runs import MODEL_WEIGHTS, ModelInfo, save_model
+    from medxfer.runs import MODEL_WEIGHTS, ModelInfo, NetworkSpec, save_model
 
     trained = build_model("custom_cnn", num_classes=4, head={"kind": "mlp", "hidden": 8, "dropout": 0.0})
-    info = ModelInfo(["a", "b", "c", "d"], "custom_cnn", "none", 224, (0.5,) * 3, (0.5,) * 3)
+    info = ModelInfo(
+        class_names=["a", "b", "c", "d"],
+        network=NetworkSpec(backbone="custom_cnn", weights="none"),
+        input_size=224,
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+    )
     save_model(tmp_path, trained, info)
     model = build_model("custom_cnn", num_classes=2, weights=f"file:{tmp_path / MODEL_WEIGHTS}")
     _assert_backbone_equals(model, trained.backbone.state_dict())

@@ -105,7 +105,7 @@ def test_train_from_pretrained_weights_loads_them_and_their_preprocessing(
     for key in ("conv_stem.weight", "bn1.running_mean", "blocks.6.0.conv_pwl.weight"):
         assert torch.equal(model.backbone.state_dict()[key], pre[key]), key
     card = json.loads((pretrained / "card.json").read_text())
-    assert info.weights == f"file:{pretrained}"
+    assert info.network is not None and info.network.weights == f"file:{pretrained}"
     assert (info.input_size, list(info.mean), list(info.std)) == (64, card["mean"], card["std"])
     # without model.input_size a fine-tune uses the source weights' size, not the (smaller) pretraining size
     assert card["input_size"] == 64 and card["model_input_size"] == 224

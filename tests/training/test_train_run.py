@@ -89,11 +89,17 @@ def test_embedding_bar_follows_progress(capsys: pytest.CaptureFixture[str]) -> N
     import numpy as np
 
     from medxfer.models.backbones import build_model
-    from medxfer.runs import ModelInfo
+    from medxfer.runs import ModelInfo, NetworkSpec
     from medxfer.training.data import RunData
 
     model = build_model("custom_cnn", num_classes=2, weights="none")
-    info = ModelInfo(["a", "b"], "custom_cnn", "none", 16, (0.5,) * 3, (0.5,) * 3)
+    info = ModelInfo(
+        class_names=["a", "b"],
+        network=NetworkSpec(backbone="custom_cnn", weights="none"),
+        input_size=16,
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+    )
     data = (np.zeros((300, 16, 16), np.uint8), np.zeros(300, np.int64))
     for progress in (False, True):
         run_data = RunData(

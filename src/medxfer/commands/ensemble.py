@@ -34,8 +34,8 @@ def ensemble(
         fail(str(exc))
     info = run.info
     echo_err(
-        f"ensemble of {len(info.members)} runs -> {run.path} "
-        f"({', '.join(m['backbone'] for m in info.members)}; classes {', '.join(info.class_names)})"
+        f"ensemble of {len(info.networks)} runs -> {run.path} "
+        f"({', '.join(n.backbone for n in info.networks)}; classes {', '.join(info.class_names)})"
     )
 
 

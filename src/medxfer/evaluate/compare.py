@@ -60,8 +60,8 @@ def run_row(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     evals = {p.parent.name: _read_json(p) for p in sorted((run / "eval").glob("*/metrics.json"))}
     return {
         "run": run.name,
-        "backbone": " + ".join(m["backbone"] for m in info.members) if info.members else info.backbone,
-        "weights": info.weights,
+        "backbone": " + ".join(n.backbone for n in info.networks),  # an ensemble: its members'
+        "weights": " + ".join(dict.fromkeys(n.weights for n in info.networks)),
         "params": _param_count(run, summary),
         "image_size": info.input_size,
         "train_seconds": summary.get("seconds"),

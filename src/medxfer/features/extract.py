@@ -178,6 +178,7 @@ def backbone_meta(
     from medxfer.runs import ModelInfo
 
     boxes = [list(map(float, b)) for b in mask_boxes]
+    # no classes: a preprocessing record of the frozen network
     info = ModelInfo.for_backbone(backbone, weights, [], input_size, channels=channels, mask_boxes=boxes)
     return info_meta(info, _weights_digest(weights))
 
@@ -187,20 +188,22 @@ def run_meta(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     from medxfer.runs import MODEL_WEIGHTS, read_model_info
 
     info = read_model_info(run_dir)
-    if info.members:
+    if info.network is None:
         raise ValueError(
             f"{run_dir}: an ensemble run has no single embedding (its members' features differ); "
             "extract features with one member's run folder"
         )
-    info.weights = f"run:{Path(run_dir).resolve()}"
+    info.network.weights = f"run:{Path(run_dir).resolve()}"
     return info_meta(info, file_digest(str(Path(run_dir) / MODEL_WEIGHTS)))
 
 
 def info_meta(info: ModelInfo, weights_digest: str) -> dict[str, Any]:
-    """The preprocessing fields of ``info`` as the JSON ``meta`` saved with features (inverse: meta_info)."""
+    """The preprocessing fields of ``info`` (one network) as the JSON ``meta`` saved with features
+    (inverse: meta_info)."""
+    network = info.networks[0]
     return {
-        "backbone": info.backbone,
-        "weights": info.weights,
+        "backbone": network.backbone,
+        "weights": network.weights,
         "weights_digest": weights_digest,
         "input_size": int(info.input_size),
         "mean": [float(m) for m in info.mean],
@@ -225,12 +228,11 @@ def load_encoder(meta: dict[str, Any]) -> torch.nn.Module:
 
 def meta_info(meta: dict[str, Any], class_names: list[str]) -> ModelInfo:
     """A :class:`ModelInfo` carrying the preprocessing of ``meta`` (for transforms)."""
-    from medxfer.runs import ModelInfo
+    from medxfer.runs import ModelInfo, NetworkSpec
 
     return ModelInfo(
         class_names=list(class_names),
-        backbone=meta["backbone"],
-        weights=meta["weights"],
+        network=NetworkSpec(backbone=meta["backbone"], weights=meta["weights"]),
         input_size=int(meta["input_size"]),
         mean=tuple(meta["mean"]),  # type: ignore[arg-type]
         std=tuple(meta["std"]),  # type: ignore[arg-type]

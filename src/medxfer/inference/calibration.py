@@ -18,7 +18,6 @@ for both heads, computed from probabilities alone.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,7 +114,7 @@ def calibrate_run(
         raise ValueError(f"unknown calibration fit {fit!r}; valid: {', '.join(FITS)}")
     predictor = Predictor(run_dir)  # the one inference path; fitted on uncalibrated probabilities
     info = predictor.info
-    predictor.info = replace(info, temperature=1.0)
+    predictor.info = info.model_copy(update={"temperature": 1.0})
     names, binary = list(info.class_names), info.num_classes == 2
     if fit == "threshold" and not binary:
         raise ValueError(

@@ -32,7 +32,7 @@ from typing import Any
 
 from medxfer.inference.export import FORMATS
 from medxfer.models.ensemble import EnsembleError
-from medxfer.runs import MODEL_JSON, MODEL_WEIGHTS, ModelInfo
+from medxfer.runs import MODEL_JSON, MODEL_WEIGHTS, MemberSpec, ModelInfo
 from medxfer.training.summary import SUMMARY_TXT
 
 __all__ = ["EnsembleError", "EnsembleResult", "build_ensemble"]
@@ -106,18 +106,18 @@ def build_ensemble(
 
 def _check_members(paths: list[Path], infos: list[ModelInfo]) -> None:
     """Every field of :data:`SHARED_FIELDS` equal to the first member's; no member an ensemble itself."""
-    nested = [str(p) for p, i in zip(paths, infos, strict=True) if i.members]
+    nested = [str(p) for p, i in zip(paths, infos, strict=True) if i.is_ensemble]
     if nested:
         raise EnsembleError(
             f"{', '.join(nested)}: already an ensemble; list its member runs instead (see its {NOTE_JSON})"
         )
-    first = infos[0].__dict__
+    first = infos[0]
     problems = [
-        f"field '{name}' is {_show(info.__dict__[name])} in {path / MODEL_JSON}, {_show(first[name])} in "
-        f"{paths[0] / MODEL_JSON}"
+        f"field '{name}' is {_show(getattr(info, name))} in {path / MODEL_JSON}, "
+        f"{_show(getattr(first, name))} in {paths[0] / MODEL_JSON}"
         for path, info in zip(paths[1:], infos[1:], strict=True)
         for name in SHARED_FIELDS
-        if _norm(info.__dict__[name]) != _norm(first[name])
+        if _norm(getattr(info, name)) != _norm(getattr(first, name))
     ]
     if problems:
         raise EnsembleError(
@@ -244,15 +244,13 @@ def _write(
     from medxfer.runs import load_model, member_inputs, save_model
     from medxfer.training.summary import run_summary
 
-    members = [
-        {
-            "backbone": i.backbone,
-            "weights": i.weights,
-            "head": dict(i.head),
-            "run": str(p.resolve()),
-            "metrics": i.metrics,
-            **{name: _norm(getattr(i, name)) for name in INPUT_FIELDS},
-        }
+    members = [  # each member run has one network (_check_members)
+        MemberSpec(
+            **i.networks[0].model_dump(),
+            run=str(p.resolve()),
+            metrics=i.metrics,
+            **{name: getattr(i, name) for name in INPUT_FIELDS},
+        )
         for p, i in zip(paths, infos, strict=True)
     ]
     first = infos[0]
@@ -261,9 +259,6 @@ def _write(
         input_size=max(i.input_size for i in infos),  # the largest member's: no member upsamples
         mean=first.mean,
         std=first.std,
-        backbone=first.backbone,
-        weights=first.weights,
-        head=dict(first.head),
         members=members,
     )
     notes += _input_notes(info)
@@ -272,7 +267,12 @@ def _write(
     target.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         atomic_write_bytes(target / name, data)
-    note = {"members": members, "splits": splits_kind, "notes": notes, "provenance": str(paths[0].resolve())}
+    note = {
+        "members": [m.model_dump() for m in members],
+        "splits": splits_kind,
+        "notes": notes,
+        "provenance": str(paths[0].resolve()),
+    }
     atomic_write_text(target / NOTE_JSON, json.dumps(note, indent=2) + "\n")
     save_model(target, ensemble, info)  # weights first, model.json last: a half-written run does not load
     atomic_write_text(target / SUMMARY_TXT, run_summary(target))
@@ -288,9 +288,9 @@ def _write(
 def _input_notes(info: ModelInfo) -> list[str]:
     """What the ensemble's input is, when a member resizes or re-normalises it (none when all share one)."""
     differ = [
-        f"{m['backbone']} at {m['input_size']} px"
-        for m in info.members
-        if [m[k] for k in INPUT_FIELDS] != _norm([info.input_size, info.mean, info.std])
+        f"{m.backbone} at {m.input_size} px"
+        for m in info.members or []
+        if _norm([getattr(m, k) for k in INPUT_FIELDS]) != _norm([info.input_size, info.mean, info.std])
     ]
     if not differ:
         return []

@@ -106,8 +106,8 @@ def model_summary(predictor: Predictor) -> dict[str, Any]:
     """What the page and ``/api/model`` show about the model."""
     info = predictor.info
     return {
-        "backbone": info.backbone,
-        "weights": info.weights,
+        "backbone": info.label,  # an ensemble: "ensemble of A + B"
+        "weights": " + ".join(dict.fromkeys(n.weights for n in info.networks)),
         "classes": list(info.class_names),
         "input_size": info.input_size,
         "output": info.output,
@@ -116,7 +116,7 @@ def model_summary(predictor: Predictor) -> dict[str, Any]:
         "metrics": info.metrics,
         "engine": predictor.engine,
         "run": predictor.run_dir.name,
-        **({"members": [m["backbone"] for m in info.members]} if info.members else {}),  # an ensemble
+        **({"members": [m.backbone for m in info.members]} if info.members is not None else {}),
     }
 
 

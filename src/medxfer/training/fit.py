@@ -175,7 +175,6 @@ def setup(cfg: TrainConfig, table, resume: bool = False, progress: bool = True) 
     import lightning as L
 
     from medxfer.data.resolve import resolve_channels
-    from medxfer.models.backbones import build_model
     from medxfer.models.weights import load_weights
     from medxfer.training.data import RunData
     from medxfer.training.module import ClassifierModule
@@ -188,9 +187,9 @@ def setup(cfg: TrainConfig, table, resume: bool = False, progress: bool = True) 
         raise ValueError("no validation images: set data.val > 0 or give a splits file with a val split")
     channels = resolve_channels(cfg.data.channels, list(train_rows["path"]))
     info = build_info(cfg, table.class_names, channels)
-    model = build_model(info.backbone, info.num_classes, weights="none", head=info.head, output=info.output)
+    model = info.networks[0].build(info.num_classes, info.output)  # a training run: one network
     if not resume:  # a resumed run gets its weights from the checkpoint
-        load_weights(model, info.backbone, cfg.model.weights)
+        load_weights(model, cfg.model.backbone, cfg.model.weights)
     train, val, resized = _images(cfg, table, info, train_rows, progress)
     weights = class_weights(train[1], info.num_classes) if cfg.train.imbalance == "class_weights" else None
     module = ClassifierModule(model, cfg, weights)
@@ -338,8 +337,8 @@ def _finish(  # noqa: ANN202
             _images_per_epoch(cfg, n_train) * max(image_epochs, 1) / max(elapsed, 1e-9), 2
         ),
         "params": params,
-        "backbone": info.backbone,
-        "weights": info.weights,
+        "backbone": info.networks[0].backbone,
+        "weights": info.networks[0].weights,
         "input_size": info.input_size,
         "val_metrics": info.metrics,
     }

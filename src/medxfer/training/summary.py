@@ -130,15 +130,16 @@ def run_summary(run_dir: str | os.PathLike[str], depth: int = 2) -> str:
     config = run / "config.yaml"
     stages = load_config(config).stages if config.is_file() else None
     classes = ", ".join(info.class_names)
-    if info.members:  # an ensemble (medxfer ensemble): one table per member network
+    if info.members is not None:  # an ensemble (medxfer ensemble): one table per member network
         head = f"{run}: ensemble of {len(info.members)} (mean of their probabilities), classes {classes}"
-        sizes = [m.get("input_size") or info.input_size for m in info.members]  # each member's own
+        sizes = [m.input_size or info.input_size for m in info.members]  # each member's own
         parts = [
             summary_text(
-                member, size, stages, depth, f"member {i}: {m['backbone']} ({m['weights']}), input {size} px"
+                member, size, stages, depth, f"member {i}: {m.backbone} ({m.weights}), input {size} px"
             )
             for i, (member, m, size) in enumerate(zip(model.members, info.members, sizes, strict=True))  # type: ignore[arg-type]
         ]
         return "\n\n".join([head, *parts])
-    title = f"{run}: {info.backbone} ({info.weights}), classes {classes}, input {info.input_size} px"
+    net = info.networks[0]
+    title = f"{run}: {net.backbone} ({net.weights}), classes {classes}, input {info.input_size} px"
     return summary_text(model, info.input_size, stages, depth, title)
