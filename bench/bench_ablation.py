@@ -46,7 +46,7 @@ VARIANTS: dict[str, list[str]] = {
     "acq-bn-frozen-s1": [*ACQ_BN_FROZEN, "train.seed=1"],
     "bn-frozen-s1": ["stages.1.bn=frozen", "train.keep=last", "train.seed=1"],
     "bn-frozen-s2": ["stages.1.bn=frozen", "train.keep=last", "train.seed=2"],
-    # issue 20's levers, one at a time on kermany-binary (the combination is the kermany-binary-full recipe)
+    # issue 20's levers, one at a time on kermany-binary (full160 + X-ray weights: kermany-binary-xray-full)
     "aug-si": ["train.augment=scale-intensity"],
     "ema": ["train.ema=0.99"],
     "full160": [
