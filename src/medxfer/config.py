@@ -13,9 +13,11 @@ Example::
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -124,58 +126,53 @@ class TrainConfig:
         return asdict(self)
 
 
-_TYPE_WORDS = {
-    "int": "an integer",
-    "float": "a number",
-    "str": "a string",
-    "bool": "true or false",
-    "None": "null",
-    "dict": "a mapping",
-    "list": "a list",
+_TYPE_WORDS: dict[Any, str] = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    bool: "true or false",
+    type(None): "null",
+    dict: "a mapping",
+    list: "a list",
 }
 
 
-def _fits(value: Any, part: str) -> bool:
-    base = part.split("[", 1)[0]
-    if base == "None":
-        return value is None
-    if base == "bool":
-        return isinstance(value, bool)
-    if base == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if base == "float":
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    kind = {"str": str, "dict": dict, "list": list, "Any": object}.get(base) or globals().get(base)
-    if not isinstance(kind, type):
-        raise TypeError(f"config field type {part!r} has no check")  # a new field type: add it above
-    return isinstance(value, kind)
+@cache
+def _field_types(cls: type) -> dict[str, Any]:
+    """The resolved type of every field of a config dataclass."""
+    return get_type_hints(cls)
 
 
-def _union_parts(annotation: str) -> list[str]:
-    """``"dict[str, str | None] | None"`` -> ``["dict[str, str | None]", "None"]`` (top-level ``|`` only)."""
-    parts, depth, current = [], 0, ""
-    for ch in annotation:
-        depth += {"[": 1, "]": -1}.get(ch, 0)
-        if ch == "|" and depth == 0:
-            parts.append(current.strip())
-            current = ""
-        else:
-            current += ch
-    return [*parts, current.strip()]
+@cache
+def _validator(annotation: Any) -> Any:
+    """A pydantic ``TypeAdapter`` of ``annotation`` (pydantic imported on first use: the CLI starts light)."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(annotation)
 
 
-def _check_type(value: Any, annotation: str, key: str) -> Any:
-    """``value`` if it fits ``annotation`` (a dataclass field's type string), else a one-line ConfigError."""
-    parts = _union_parts(str(annotation))
-    if "float" in parts and isinstance(value, str) and value != "auto":
+def _alternatives(annotation: Any) -> tuple[Any, ...]:
+    """``int | None`` -> ``(int, NoneType)``; a single type -> ``(type,)``."""
+    return get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+
+
+def _check_type(value: Any, annotation: Any, key: str) -> Any:
+    """``value`` if pydantic (strict: no ``"3"`` for 3, no ``true`` for 1) accepts it as ``annotation``,
+    else a one-line ConfigError saying what was expected."""
+    choices = _alternatives(annotation)
+    if float in choices and isinstance(value, str) and value != "auto":
         try:  # YAML 1.1 reads 1e-4 as a string
             return float(value)
         except ValueError:
             pass
-    if any(_fits(value, p) for p in parts):
-        return value
-    expected = " or ".join(_TYPE_WORDS.get(p.split("[", 1)[0], p) for p in parts)
-    raise ConfigError(f"{key}={value!r}: expected {expected}")
+    from pydantic import ValidationError
+
+    try:
+        _validator(annotation).validate_python(value, strict=True)
+    except ValidationError:
+        words = (_TYPE_WORDS.get(get_origin(c) or c, getattr(c, "__name__", str(c))) for c in choices)
+        raise ConfigError(f"{key}={value!r}: expected {' or '.join(words)}") from None
+    return value
 
 
 def _build(cls: type, data: dict[str, Any], where: str, prefix: str = "") -> Any:
@@ -183,7 +180,7 @@ def _build(cls: type, data: dict[str, Any], where: str, prefix: str = "") -> Any
     label = f"{where}: {prefix}" if prefix else where
     if not isinstance(data, dict):
         raise ConfigError(f"{label}: expected a mapping, got {data!r}")
-    known = {f.name: f for f in fields(cls)}
+    known = _field_types(cls)
     unknown = set(data) - set(known)
     if unknown:
         hint = did_you_mean(sorted(unknown), list(known))
@@ -191,7 +188,7 @@ def _build(cls: type, data: dict[str, Any], where: str, prefix: str = "") -> Any
     for name, value in data.items():
         key = f"{prefix}.{name}" if prefix else name
         try:
-            data[name] = _check_type(value, str(known[name].type), key)
+            data[name] = _check_type(value, known[name], key)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
     return cls(**data)
