@@ -33,6 +33,8 @@ VARIANTS: dict[str, list[str]] = {
     "last5": ["stages.1.trainable=last:5"],
     "ft2": ["stages.1.epochs=2"],
     "lite1": ["model.backbone=efficientnet_lite1"],
+    "lite2": ["model.backbone=efficientnet_lite2"],  # its own 260 px (the weights' size)
+    "clahe": ["model.preprocess=clahe"],
     "res256": ["model.input_size=256"],
     # which weights are kept, and how the fine-tune treats BatchNorm (issue 10 made it train mode)
     "keep-last": ["train.keep=last"],
