@@ -128,6 +128,20 @@ def _external(run: Path, spec: str, label_map: dict[str, str | None] | None) -> 
     )
 
 
+def _val_auc(run: Path) -> float:
+    """ROC AUC of the run on its own val split: an ensemble's (its train summary has no val metrics)."""
+    from medxfer.config import load_config
+    from medxfer.evaluate.metrics import roc_auc
+    from medxfer.inference.evaluation import model_labels
+    from medxfer.inference.predictor import Predictor
+    from medxfer.inference.sets import plan_sets
+
+    cfg = load_config(run / "config.yaml")
+    (val,) = plan_sets(list(cfg.data.specs), run / "splits.csv", split="val", task=cfg.data.task)
+    p = Predictor(run, device=_device())
+    return roc_auc(model_labels(val.table, p.class_names), p.predict_paths(list(val.table.table["path"])))
+
+
 def _external_spec(run: Path, arg: str) -> str:
     """``SPEC`` or ``SPEC=FROM:TO,...`` -> :func:`_external` with that label map."""
     spec, _, mapping = arg.partition("=")
@@ -225,7 +239,11 @@ def main() -> None:
                 progress=False,
             )
         summary = json.loads((run / "train_summary.json").read_text())
-        val_auc = summary.get("val_metrics", {}).get("val_auc", float("nan"))
+        val_auc = (
+            _val_auc(run)
+            if name in ENSEMBLES
+            else summary.get("val_metrics", {}).get("val_auc", float("nan"))
+        )
         minutes = summary.get("seconds", float("nan")) / 60
         variants = [(name, False)] + ([(f"{name} + TTA", True)] if args.tta and name == "base" else [])
         for label, tta in variants:

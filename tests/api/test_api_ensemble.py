@@ -48,6 +48,8 @@ def test_the_run_folder_records_members_and_shares_their_splits(ens: Path, membe
     own = [json.loads((m / "train_summary.json").read_text()) for m in members]
     cost = json.loads((ens / "train_summary.json").read_text())
     assert cost["params"] == sum(s["params"] for s in own) and cost["members"] == own
+    # a member's val metrics, backbone and epochs are not the ensemble's: only under its own entry
+    assert set(cost) == {"seconds", "fit_seconds", "params", "members"}, sorted(cost)
     from medxfer.evaluate.compare import run_row
 
     row = run_row(ens)

@@ -43,7 +43,7 @@ INPUT_FIELDS = ("input_size", "mean", "std")  # each member's own; the ensemble'
 SPLITS_CSV = "splits.csv"
 NOTE_JSON = "ensemble.json"
 PROVENANCE = ("config.yaml",)  # copied from the first member
-TRAIN_SUMMARY = "train_summary.json"  # the first member's, with the cost of all (see _train_summary)
+TRAIN_SUMMARY = "train_summary.json"  # what the ensemble cost, every member's own (see _train_summary)
 SUMMED = ("seconds", "fit_seconds", "params")
 SPLIT_RANK = {"train": 0, "val": 1, "test": 2}  # merged splits: the most-seen use of an image wins
 
@@ -69,7 +69,7 @@ def build_ensemble(
 
     Writes ``model.safetensors`` + ``model.json`` (``members``), ``splits.csv`` (see the module notes),
     the first member's ``config.yaml`` and ``check.json`` (same splits only), ``train_summary.json``
-    (the first member's, training time and parameters summed over all), ``summary.txt`` and
+    (training time and parameters summed over all, each member's own summary), ``summary.txt`` and
     ``ensemble.json`` (every member's run, metrics and the splits decision). The decision threshold
     starts at 0.5 and the temperature at 1: the members' own were chosen for them, not for their mean.
 
@@ -199,15 +199,16 @@ def _outputs(paths: list[Path], splits: bytes | None, splits_kind: str) -> dict[
 
 
 def _train_summary(paths: list[Path]) -> dict[str, Any] | None:
-    """The first member's ``train_summary.json`` with ``seconds``/``fit_seconds``/``params`` summed over
-    all members (what the ensemble cost; ``compare`` shows it) and every member's summary under ``members``.
+    """``seconds``/``fit_seconds``/``params`` summed over all members (what the ensemble cost; ``compare``
+    shows it) and every member's ``train_summary.json`` under ``members``. Nothing else: a member's
+    backbone, epochs and val metrics are not the ensemble's (``medxfer evaluate ENS --split val`` scores it).
     """
     summaries = [
         json.loads((p / TRAIN_SUMMARY).read_text()) if (p / TRAIN_SUMMARY).is_file() else None for p in paths
     ]
     if summaries[0] is None:
         return None
-    out = {k: v for k, v in summaries[0].items() if k != "images_per_second"}  # one member's speed: not ours
+    out: dict[str, Any] = {}
     for key in SUMMED:
         values = [s.get(key) if s else None for s in summaries]
         out[key] = None if any(v is None for v in values) else round(sum(values), 1)
