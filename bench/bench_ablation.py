@@ -59,6 +59,8 @@ VARIANTS: dict[str, list[str]] = {
     ],
     "head-only": ["stages=[{name: head, epochs: 3, trainable: head, lr: 3.0e-3, augment: none}]"],
 }
+# SWA: the mean of the weights at the end of the 3 epochs that train the backbone (2 at 160 px, 1 at 224)
+VARIANTS["full160-swa"] = [*VARIANTS["full160"], "train.swa_epochs=3"]
 ENSEMBLES: dict[str, list[str]] = {}  # --ensemble NAME=V1,V2: member variants
 # override keys that a head trained on frozen embeddings (crossval --fast) can express
 FAST_KEYS = ("model.backbone", "model.input_size", "model.head", "train.label_smoothing", "stages.0.")
