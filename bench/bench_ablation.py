@@ -109,19 +109,31 @@ def _crossval(config: Path, overrides: list[str], out: Path) -> str:
     return f"{auc['mean']:.3f} / {auc['min']:.3f}"
 
 
+def _scored(
+    run: Path,
+    specs: list[str],
+    split: str | None = None,
+    task: str | None = None,
+    label_map: dict[str, str | None] | None = None,
+) -> tuple[Any, Any, Any, Any]:
+    """``(eval set, labels, probabilities, predictor)`` of the run on the one set that ``plan_sets`` makes of
+    ``specs``: the internal ``split`` of the run's own data, or another source (``label_map``)."""
+    from medxfer.inference.evaluation import model_labels
+    from medxfer.inference.predictor import Predictor
+    from medxfer.inference.sets import plan_sets
+
+    (ev,) = plan_sets(specs, run / "splits.csv", split=split, task=task, label_map=label_map)
+    p = Predictor(run, device=_device())
+    return ev, model_labels(ev.table, p.class_names), p.predict_paths(list(ev.table.table["path"])), p
+
+
 def _external(run: Path, spec: str, label_map: dict[str, str | None] | None) -> str:
     """ROC AUC (95% CI) and balanced accuracy at the run's threshold on another source's images, copies
     of the run's train/val images left out (the external path of ``medxfer evaluate``)."""
     from medxfer.evaluate.bootstrap import bootstrap_ci
     from medxfer.evaluate.metrics import classification_metrics, roc_auc
-    from medxfer.inference.evaluation import model_labels
-    from medxfer.inference.predictor import Predictor
-    from medxfer.inference.sets import plan_sets
 
-    (ext,) = plan_sets([spec], run / "splits.csv", label_map=label_map)
-    p = Predictor(run, device=_device())
-    y = model_labels(ext.table, p.class_names)
-    proba = p.predict_paths(list(ext.table.table["path"]))
+    ext, y, proba, p = _scored(run, [spec], label_map=label_map)
     ci = bootstrap_ci(lambda a, b: {"roc_auc": roc_auc(a, b)}, y, proba, n_boot=200)["roc_auc"]
     m = classification_metrics(y, proba, p.class_names, threshold=p.threshold)
     return (
@@ -134,14 +146,10 @@ def _val_auc(run: Path) -> float:
     """ROC AUC of the run on its own val split: an ensemble's (its train summary has no val metrics)."""
     from medxfer.config import load_config
     from medxfer.evaluate.metrics import roc_auc
-    from medxfer.inference.evaluation import model_labels
-    from medxfer.inference.predictor import Predictor
-    from medxfer.inference.sets import plan_sets
 
     cfg = load_config(run / "config.yaml")
-    (val,) = plan_sets(list(cfg.data.specs), run / "splits.csv", split="val", task=cfg.data.task)
-    p = Predictor(run, device=_device())
-    return roc_auc(model_labels(val.table, p.class_names), p.predict_paths(list(val.table.table["path"])))
+    _, y, proba, _ = _scored(run, list(cfg.data.specs), split="val", task=cfg.data.task)
+    return roc_auc(y, proba)
 
 
 def _external_spec(run: Path, arg: str) -> str:
