@@ -68,3 +68,18 @@ def browser():  # noqa: ANN201
         b = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
         yield b
         b.close()
+
+
+@pytest.fixture()
+def recipe_paths(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``$MEDXFER_SHARED_DATA`` pointed at empty stand-ins for the recipes' data folders.
+
+    For tests that only load a shipped recipe's config (its data paths must exist, nothing is read):
+    they then run without the real images, instead of failing where ``../shared/data`` is absent.
+    """
+    root = tmp_path_factory.mktemp("recipe-data")  # not tmp_path: a test may assert that stays empty
+    names = ("kermany", "covid19-radiography", "covid/ieee8023", "covid/actualmed", "covid/figure1", "colon")
+    for name in names:
+        (root / name).mkdir(parents=True)
+    monkeypatch.setenv("MEDXFER_SHARED_DATA", str(root))
+    return root

@@ -87,7 +87,7 @@ def test_mobilenet_weights_without_the_tracker_package(hide) -> None:  # noqa: A
     assert packaged_path("efficientnet_lite0").is_file()  # core weights unaffected
 
 
-def test_mlflow_logger_without_mlflow(hide, tmp_path: Path) -> None:  # noqa: ANN001
+def test_mlflow_logger_without_mlflow(hide, recipe_paths: Path, tmp_path: Path) -> None:  # noqa: ANN001
     from medxfer.config import load_config
     from medxfer.training.tracking import mlflow_logger
 

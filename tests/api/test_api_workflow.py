@@ -108,7 +108,7 @@ def test_api_train_without_weights_trains_all_layers_as_the_cli(tmp_path: Path) 
     assert any("all layers train in every epoch" in n for n in notes)
 
 
-def test_another_backbone_starts_from_its_own_default_weights() -> None:
+def test_another_backbone_starts_from_its_own_default_weights(recipe_paths: Path) -> None:
     from medxfer.config import load_config
 
     said: list[str] = []
