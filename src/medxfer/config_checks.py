@@ -14,7 +14,7 @@ TrainConfig = Any
 
 LOGGERS = ("tensorboard", "csv", "mlflow")
 # Lightning's precision names (tests/training/test_levers.py checks them against Lightning's own list);
-# ``auto`` picks one for the hardware (medxfer.training.hardware.resolve_precision).
+# ``auto`` picks one for the hardware (medxfer.models.precision.resolve_precision).
 PRECISIONS = (
     "auto",
     "auto-bf16",

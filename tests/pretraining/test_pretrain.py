@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from medxfer.io import shared_data_dir
+from medxfer.models.precision import cpu_supports_bf16, resolve_precision
 from medxfer.runs import ModelInfo
 
 KERMANY = shared_data_dir() / "kermany" / "train"
@@ -137,3 +138,17 @@ def test_bad_choices_name_the_flag_and_the_choices(tmp_path: Path) -> None:
         medxfer.pretrain([f"folder:{KERMANY}"], tmp_path / "a", method="mae")
     with pytest.raises(PretrainError, match="--bn 'half'; choose one of: train, frozen"):
         medxfer.pretrain([f"folder:{KERMANY}"], tmp_path / "b", bn="half")
+    with pytest.raises(PretrainError, match="--precision 'fp8'; choose one of: auto, auto-bf16, 32-true"):
+        medxfer.pretrain([f"folder:{KERMANY}"], tmp_path / "c", precision="fp8")
+    assert not any((tmp_path / name).exists() for name in "abc")  # refused before anything is written
+
+
+def test_pretraining_precision_is_resolved_like_training(tmp_path: Path) -> None:
+    from medxfer.pretraining.card import PretrainSettings
+    from medxfer.pretraining.trainer import make_trainer
+
+    cpu = PretrainSettings(data=["folder:x"], accelerator="cpu", precision="auto-bf16")
+    expected = "bf16-mixed" if cpu_supports_bf16() else "32-true"  # emulated bf16 would be ~5x slower
+    assert str(make_trainer(cpu, tmp_path / "t", [], progress=False).precision) == expected
+    assert resolve_precision(None, on_gpu=True, gpu="bf16-mixed") == "bf16-mixed"  # pretraining's GPU default
+    assert resolve_precision("auto-bf16", on_gpu=False, bf16_cpu=False, gpu="bf16-mixed") == "32-true"

@@ -13,8 +13,8 @@ from test_learning import AUC_FLOOR, HEAD, kermany_config
 
 from medxfer.config import ConfigError, load_config
 from medxfer.config_checks import PRECISIONS
+from medxfer.models.precision import cpu_supports_bf16, resolve_precision
 from medxfer.training.module import ClassifierModule
-from medxfer.training.precision import cpu_supports_bf16, resolve_precision
 from medxfer.training.runner import train_run
 
 

@@ -29,7 +29,9 @@ def pretrain(
         "train", help="BatchNorm: train (follow the new images) | frozen (keep the source's)."
     ),
     precision: str | None = typer.Option(
-        None, help="Lightning precision (bf16-mixed, 32-true); default: bf16 on a GPU."
+        None,
+        help="Lightning precision (bf16-mixed, 32-true) or auto-bf16 (bf16 where the CPU has it natively);"
+        " default: bf16 on a GPU, fp32 on a CPU.",
     ),
     channels_last: bool = typer.Option(True, help="NHWC batches (faster convolutions on CPUs and GPUs)."),
     splits: Path | None = typer.Option(

@@ -233,6 +233,7 @@ def json_dict(card: Card) -> dict[str, Any]:
 
 def validate(settings: PretrainSettings) -> None:
     """Each setting's range and choices; the message names the flag and the valid values."""
+    from medxfer.config_checks import PRECISIONS
     from medxfer.models.backbones import get_spec
     from medxfer.pretraining.methods import METHODS, list_methods
     from medxfer.pretraining.module import BN_MODES
@@ -247,3 +248,5 @@ def validate(settings: PretrainSettings) -> None:
             raise PretrainError(f"--{name.replace('_', '-')} {getattr(settings, name)}: too small")
     if not settings.lr > 0:
         raise PretrainError(f"--lr {settings.lr}: give a positive learning rate")
+    if settings.precision is not None and str(settings.precision) not in PRECISIONS:
+        raise PretrainError(f"--precision {settings.precision!r}; choose one of: {', '.join(PRECISIONS)}")

@@ -13,6 +13,7 @@ import numpy as np
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
+from medxfer.models.precision import resolve_precision
 from medxfer.pretraining.card import PretrainSettings
 from medxfer.pretraining.views import VIEWS, EpochOrder, TwoViews
 
@@ -105,7 +106,9 @@ def make_trainer(settings: PretrainSettings, out: Path, callbacks: list, progres
         max_epochs=settings.epochs,
         accelerator=settings.accelerator,
         devices=1,
-        precision=resolve_precision(settings.precision, uses_gpu(settings)),  # type: ignore[arg-type]
+        precision=resolve_precision(  # type: ignore[arg-type]
+            settings.precision, uses_gpu(settings), gpu="bf16-mixed"
+        ),
         callbacks=callbacks,
         logger=[
             TensorBoardLogger(str(out), name="tb", version="", default_hp_metric=False),
@@ -118,11 +121,6 @@ def make_trainer(settings: PretrainSettings, out: Path, callbacks: list, progres
         enable_model_summary=False,
         log_every_n_steps=1,
     )
-
-
-def resolve_precision(precision: str | None, on_gpu: bool) -> str:
-    """``precision`` as given, else ``bf16-mixed`` on a GPU and ``32-true`` on a CPU."""
-    return precision or ("bf16-mixed" if on_gpu else "32-true")
 
 
 def uses_gpu(settings: PretrainSettings) -> bool:

@@ -69,7 +69,7 @@ def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list, progress: bool): 
     import lightning as L
     import torch
 
-    from medxfer.training.precision import resolve_precision
+    from medxfer.models.precision import resolve_precision
 
     on_gpu = cfg.train.accelerator in ("gpu", "cuda") or (
         cfg.train.accelerator == "auto" and torch.cuda.is_available()

@@ -36,12 +36,15 @@ def cpu_supports_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     return any(flag in flags for flag in BF16_FLAGS)
 
 
-def resolve_precision(precision: str | None, on_gpu: bool, bf16_cpu: bool | None = None) -> str:
-    """The Lightning precision for ``train.precision`` (``auto``/None resolved for the hardware)."""
+def resolve_precision(
+    precision: str | None, on_gpu: bool, bf16_cpu: bool | None = None, gpu: str = "16-mixed"
+) -> str:
+    """The Lightning precision for ``precision`` (``auto``/None resolved for the hardware; ``gpu`` is
+    what they mean on a GPU: ``16-mixed`` for training, ``bf16-mixed`` for pretraining)."""
     if precision not in (None, "auto", "auto-bf16"):
         return str(precision)
     if on_gpu:
-        return "16-mixed"
+        return gpu
     if precision != "auto-bf16":
         return "32-true"
     return "bf16-mixed" if (cpu_supports_bf16() if bf16_cpu is None else bf16_cpu) else "32-true"
