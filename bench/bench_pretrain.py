@@ -5,19 +5,22 @@ Wall-clock images/s depend on what else runs on the machine; ``cpu img/s`` divid
 time per thread instead, the speed the same cores would give unshared.
 
 Usage: ``python bench/bench_pretrain.py [--backbone efficientnet_lite0] [--sizes 128 160 224]
-[--methods byol simclr dino] [--batch 16] [--steps 2]``
+[--methods byol simclr dino] [--precisions 32-true bf16-mixed] [--batch 16] [--steps 2]``
+
+``bf16-mixed`` wraps the forward pass and loss in CPU autocast, as Lightning's ``precision: bf16-mixed`` does.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import torch
 
 
 def measure(
-    backbone: str, method: str, size: int, batch: int, steps: int, paths: list[str]
+    backbone: str, method: str, size: int, batch: int, steps: int, paths: list[str], precision: str
 ) -> tuple[float, float]:
     """(wall img/s, cpu img/s) of ``steps`` timed training steps after one warm-up step."""
     from medxfer.data.cache import load_prepared
@@ -38,7 +41,11 @@ def measure(
         x1, x2 = (
             torch.stack(v).contiguous(memory_format=torch.channels_last) for v in zip(*views, strict=True)
         )
-        loss = ssl.loss(x1, x2, 0.5, 0)
+        cast = (
+            torch.autocast("cpu", torch.bfloat16) if precision == "bf16-mixed" else contextlib.nullcontext()
+        )
+        with cast:
+            loss = ssl.loss(x1, x2, 0.5, 0)
         loss.backward()
         opt.step()
         opt.zero_grad()
@@ -56,6 +63,7 @@ def main() -> None:
     ap.add_argument("--backbone", default="efficientnet_lite0")
     ap.add_argument("--sizes", type=int, nargs="+", default=[128, 160, 224])
     ap.add_argument("--methods", nargs="+", default=["byol", "simclr", "dino"])
+    ap.add_argument("--precisions", nargs="+", default=["32-true"], choices=["32-true", "bf16-mixed"])
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=2)
     args = ap.parse_args()
@@ -63,12 +71,14 @@ def main() -> None:
         : args.batch * (args.steps + 1)
     ]
     print(
-        f"| method | input | wall img/s | cpu img/s ({torch.get_num_threads()} threads) |\n|---|---|---|---|"
+        f"| method | input | precision | wall img/s | cpu img/s ({torch.get_num_threads()} threads) |\n"
+        "|---|---|---|---|---|"
     )
     for method in args.methods:
         for size in args.sizes:
-            wall, cpu = measure(args.backbone, method, size, args.batch, args.steps, paths)
-            print(f"| {method} | {size} | {wall:.2f} | {cpu:.2f} |", flush=True)
+            for precision in args.precisions:
+                wall, cpu = measure(args.backbone, method, size, args.batch, args.steps, paths, precision)
+                print(f"| {method} | {size} | {precision} | {wall:.2f} | {cpu:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
