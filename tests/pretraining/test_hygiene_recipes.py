@@ -144,6 +144,25 @@ def test_recipe_keys_can_be_overridden_and_bad_keys_are_named(tmp_path: Path) ->
         load_recipe(recipe)
 
 
+def test_cache_key_follows_settings_not_comments(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from medxfer.pretraining.recipes import recipe_key
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data: ['folder:${DATA_ROOT}/a']\nepochs: 4\n")
+    monkeypatch.setenv("DATA_ROOT", "/one")
+    key = recipe_key(recipe)
+    assert key.startswith("r-")
+    recipe.write_text(
+        "# measured: 16-23 min\nepochs:   4   # the recipe's setting\ndata:\n  - folder:${DATA_ROOT}/a\n"
+    )
+    assert recipe_key(recipe) == key  # comments, layout and key order are not settings
+    recipe.write_text("data: ['folder:${DATA_ROOT}/a']\nepochs: 10\n")
+    assert recipe_key(recipe) != key
+    recipe.write_text("data: ['folder:${DATA_ROOT}/a']\nepochs: 4\n")
+    monkeypatch.setenv("DATA_ROOT", "/two")  # the same text reading other images
+    assert recipe_key(recipe) != key
+
+
 def test_missing_lightly_is_one_line_with_the_install_hint(monkeypatch, tmp_path: Path) -> None:  # noqa: ANN001
     import importlib.util
 

@@ -45,12 +45,15 @@ def read_recipe(name: str | os.PathLike[str]) -> tuple[Path, dict]:
 
 
 def recipe_key(name: str | os.PathLike[str]) -> str:
-    """``NAME-<hash>``: the recipe's stem and a hash of its text and expanded data paths (the cache key)."""
+    """``NAME-<hash>``: the recipe's stem and a hash of its parsed settings and expanded data paths (the
+    cache key). Comments and layout do not count: editing a comment does not run a cached pretraining
+    again."""
     from medxfer.io import expand_vars
 
     path, data = read_recipe(name)
     specs = "\n".join(expand_vars(str(s)) for s in data["data"])
-    digest = hashlib.sha256((path.read_text() + "\n" + specs).encode()).hexdigest()[:12]
+    settings = yaml.safe_dump(data, sort_keys=True)
+    digest = hashlib.sha256((settings + "\n" + specs).encode()).hexdigest()[:12]
     return f"{data.get('name') or path.stem}-{digest}"
 
 
