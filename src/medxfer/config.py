@@ -37,6 +37,7 @@ class ModelConfig:
     weights: str = "default"  # default (the backbone's own) or a weights source (`medxfer models`)
     input_size: int | None = None  # None: the weights' own size
     preprocess: str = "none"  # none | equalize | clahe: in model.json, applied by data/transforms.prepare
+    tta: bool = False  # in model.json: predict/evaluate/serve average the image and 4 small shifts by default
     head: dict[str, Any] = field(default_factory=lambda: {"kind": "linear", "hidden": 0, "dropout": 0.2})
     output: str = "softmax"  # softmax | sigmoid (binary only)
 

@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
@@ -93,6 +94,7 @@ class ModelInfo(BaseModel):
     mask_boxes: list[Box] = Field(default_factory=list, max_length=64)  # relative boxes, blacked out
     resize: Literal[RESIZE_MODES] = "squash"  # type: ignore[valid-type]  # how an image becomes input_size^2
     preprocess: Literal["none", "equalize", "clahe"] = "none"  # contrast after resizing (data.contrast)
+    tta: StrictBool = False  # predictions average the image and 4 small shifts unless a call says (--no-tta)
     metrics: dict[str, Any] = Field(default_factory=dict)  # validation metrics shown by serve/compare
     extra: dict[str, Any] = Field(default_factory=dict)
     network: NetworkSpec | None = None  # one network
@@ -184,6 +186,7 @@ class ModelInfo(BaseModel):
         output: str = "softmax",
         mask_boxes: Sequence[Sequence[float]] = (),
         preprocess: str = "none",
+        tta: bool = False,
     ) -> ModelInfo:
         """The record of one network, ``backbone`` + ``weights``: size, mean and std read from the
         weights (:meth:`NetworkSpec.preprocessing`, never retyped), the other fields as given."""
@@ -198,6 +201,7 @@ class ModelInfo(BaseModel):
             output=output,  # type: ignore[arg-type]
             mask_boxes=[tuple(map(float, b)) for b in mask_boxes],  # type: ignore[misc]
             preprocess=preprocess,  # type: ignore[arg-type]
+            tta=tta,
             network=network,
         )
 

@@ -82,8 +82,11 @@ def evaluate(
         "--split",
         help="Internal split: train, val, test or all (default: test if the run has one, else val).",
     ),
-    tta: bool = typer.Option(
-        False, "--tta", help="Average identity and 4 small shifts: the TTA of `predict --tta` (no flips)."
+    tta: bool | None = typer.Option(
+        None,
+        "--tta/--no-tta",
+        help="Average identity and 4 small shifts: the TTA of `predict --tta` (no flips); default: the run's "
+        "own model.tta. Evaluations with TTA are named SET-tta.",
     ),
     name: str | None = typer.Option(None, "--name", help="Output folder RUN/eval/NAME (one set only)."),
     worst: int = typer.Option(12, "--worst", min=0, help="Highest-loss images in the Grad-CAM gallery."),

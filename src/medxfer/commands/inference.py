@@ -29,7 +29,11 @@ def predict(
     ),
     out: Path = typer.Option(Path("predictions.csv"), "--out", "-o", help="CSV file to write."),
     engine: str = typer.Option("torch", help=ENGINE_HELP),
-    tta: bool = typer.Option(False, "--tta", help="Average over the image and 4 small shifts (no flips)."),
+    tta: bool | None = typer.Option(
+        None,
+        "--tta/--no-tta",
+        help="Average over the image and 4 small shifts (no flips); default: the run's own model.tta.",
+    ),
     cam: Path | None = typer.Option(None, "--cam", help="Folder for Grad-CAM overlay PNGs (torch engine)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per forward pass."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
@@ -63,7 +67,7 @@ def predict(
 
 
 def _predict_with_progress(
-    predictor: Predictor, paths: list[str], batch_size: int, tta: bool, cam: Path | None
+    predictor: Predictor, paths: list[str], batch_size: int, tta: bool | None, cam: Path | None
 ) -> PredictionTable:
     """Run ``predict_files`` with a progress bar on stderr (terminal only, more than one batch)."""
     from medxfer.inference.files import predict_files

@@ -97,7 +97,7 @@ def calibrate_run(
     fraction: float = 0.5,
     seed: int = 0,
     batch_size: int = 32,
-    tta: bool = False,
+    tta: bool | None = None,
     n_boot: int = 1000,
 ) -> dict[str, Any]:
     """Fit on part of ``table``, store in ``RUN/model.json``, report before/after on the rest.
@@ -161,7 +161,7 @@ def calibrate_local(
     fraction: float = 0.5,
     seed: int = 0,
     batch_size: int = 32,
-    tta: bool = False,
+    tta: bool | None = None,
     n_boot: int = 1000,
 ) -> tuple[Any, dict[str, Any]]:
     """``evaluate --calibrate-on SPEC``: calibrate on part of the local data (external rows, leaks
@@ -215,7 +215,7 @@ def choose_threshold(
     table_val: ImageTable,
     method: str = "youden",
     batch_size: int = 32,
-    tta: bool = False,
+    tta: bool | None = None,
 ) -> float:
     """Choose the binary decision threshold on ``table_val`` (all its rows) and store it in model.json.
 

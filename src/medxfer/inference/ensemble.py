@@ -260,6 +260,7 @@ def _write(
         input_size=max(i.input_size for i in infos),  # the largest member's: no member upsamples
         mean=first.mean,
         std=first.std,
+        tta=all(i.tta for i in infos),  # test-time augmentation by default only where every member had it
         members=members,
     )
     notes += _input_notes(info)

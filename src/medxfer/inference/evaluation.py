@@ -315,7 +315,7 @@ def evaluate_run(
     table: ImageTable,
     split: str | None = "test",
     name: str | None = None,
-    tta: bool = False,
+    tta: bool | None = None,
     worst: int = 12,
     batch_size: int = 32,
     n_boot: int = 1000,
@@ -328,19 +328,21 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Evaluate the model of ``run_dir`` on the rows of ``split`` of ``table`` into ``RUN/eval/<name>/``.
 
-    ``name``: the split (``all`` for None) plus ``-tta`` by default. ``about``: what the images are (an
-    :meth:`~medxfer.inference.sets.EvalSet.about` dict); ``leaks``: external images left out (``leaks.csv``);
+    ``name``: the split (``all`` for None) plus ``-tta`` by default (``tta`` None: the run's ``model.tta``).
+    ``about``: what the images are (an :meth:`~medxfer.inference.sets.EvalSet.about` dict); ``leaks``:
+    external images left out (``leaks.csv``);
     ``stress``: also the shift stress test (:mod:`medxfer.inference.stress`) on ``stress_images`` images
     (whole patients per class; 0: all); ``progress``: tqdm bars. Returns ``metrics.json``'s dict
     with ``eval_dir`` and ``report`` (report.html). Example: ``evaluate_run("runs/demo", table, "test")``.
     """
     from medxfer.evaluate.report import write_reports
-    from medxfer.inference.predictor import Predictor
+    from medxfer.inference.predictor import Predictor, resolve_tta
     from medxfer.inference.stress import run_stress
 
     run = Path(run_dir)
     predictor = Predictor(run)  # the one inference path: `evaluate --tta` measures what `predict --tta` does
     info = predictor.info
+    tta = resolve_tta(tta, info)
     sub = select_split(table, split)
     name = name or f"{split or 'all'}{'-tta' if tta else ''}"
     out = run / "eval" / name

@@ -92,7 +92,7 @@ def predict_files(
     predictor: Predictor,
     paths: Sequence[str],
     batch_size: int = 32,
-    tta: bool = False,
+    tta: bool | None = None,
     cam_dir: str | os.PathLike[str] | None = None,
     on_error: Callable[[str], None] | None = None,
     progress: Callable[[int], None] | None = None,

@@ -8,7 +8,8 @@ Two engines: ``"torch"`` (the safetensors weights, Grad-CAM available) and ``"on
 
 Test-time augmentation (``tta=True``) averages the probabilities of the image and four small shifts
 (±4 % of the input size, edges replicated). No horizontal flip: a mirrored chest X-ray is not a
-plausible X-ray (heart side, laterality markers).
+plausible X-ray (heart side, laterality markers). ``tta=None`` (every default) means the run's own
+choice, ``model.json`` ``tta`` (recipe key ``model.tta``): :func:`resolve_tta`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ TTA_SHIFT = 0.04  # fraction of the input size
 
 class PredictorError(RuntimeError):
     """A run folder or engine that cannot serve predictions; the message says what to do."""
+
+
+def resolve_tta(tta: bool | None, info: ModelInfo) -> bool:
+    """Whether predictions use test-time augmentation: ``tta`` when a call says, else ``model.json``'s."""
+    return info.tta if tta is None else bool(tta)
 
 
 class Predictor:
@@ -129,7 +135,7 @@ class Predictor:
         self,
         images: Sequence[np.ndarray],
         batch_size: int = 32,
-        tta: bool = False,
+        tta: bool | None = None,
         prepared: bool = False,
     ) -> np.ndarray:
         """Probabilities ``(N, C)`` (float64) for decoded images (``read_image`` convention), with the
@@ -144,7 +150,7 @@ class Predictor:
         out = np.zeros((len(ready), self.info.num_classes), dtype=np.float64)
         for start in range(0, len(ready), max(1, batch_size)):
             chunk = ready[start : start + batch_size]
-            views = _tta_views(self.info) if tta else [None]
+            views = _tta_views(self.info) if resolve_tta(tta, self.info) else [None]
             acc = np.zeros((len(chunk), self.info.num_classes), dtype=np.float64)
             for shift in views:
                 acc += self._run(self._inputs(chunk, shift))
@@ -152,7 +158,7 @@ class Predictor:
         return apply_temperature(out, float(self.info.temperature))
 
     def predict_paths(
-        self, paths: Sequence[str], batch_size: int = 32, tta: bool = False, progress: bool = False
+        self, paths: Sequence[str], batch_size: int = 32, tta: bool | None = None, progress: bool = False
     ) -> np.ndarray:
         """Probabilities ``(N, C)`` for image files, decoded ``batch_size`` at a time (``progress``: a bar).
 

@@ -329,7 +329,7 @@ def evaluate_sets(
     run_dir: str | os.PathLike[str],
     sets: list[EvalSet],
     name: str | None = None,
-    tta: bool = False,
+    tta: bool | None = None,
     internal: tuple[list[str], str | None, dict[str, str | None] | None] | None = None,
     log: Any = None,
     scoring: Scoring | None = None,
@@ -344,8 +344,11 @@ def evaluate_sets(
     """
     from medxfer.evaluate.generalisation import write_generalisation
     from medxfer.inference.evaluation import Scoring
+    from medxfer.inference.predictor import resolve_tta
+    from medxfer.runs import read_model_info
 
     run = Path(run_dir)
+    tta = resolve_tta(tta, read_model_info(run))  # names say what was measured: SET-tta with TTA
     suffix = "-tta" if tta else ""
     if name is not None and len(sets) > 1:
         raise ValueError(f"--name names one evaluation; this call has {len(sets)} sets")

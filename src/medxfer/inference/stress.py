@@ -174,7 +174,7 @@ def stress_test(
     shifts: Sequence[str] | None = None,
     severities: Sequence[int] = SEVERITIES,
     batch_size: int = 32,
-    tta: bool = False,
+    tta: bool | None = None,
     seed: int = 0,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -249,7 +249,7 @@ def run_stress(
     y: np.ndarray,
     out: str | Path,
     batch_size: int = 32,
-    tta: bool = False,
+    tta: bool | None = None,
     seed: int = 0,
     sample: tuple[Sequence[str], int] | None = None,
     progress: bool = False,

@@ -112,6 +112,7 @@ def build_info(cfg: TrainConfig, class_names: list[str], channels: str) -> Model
         output=cfg.model.output,
         mask_boxes=[list(b) for b in cfg.data.mask_boxes],
         preprocess=cfg.model.preprocess,
+        tta=cfg.model.tta,
     )
 
 

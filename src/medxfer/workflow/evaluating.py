@@ -145,7 +145,7 @@ def calibrate(
     leak_check: bool,
     log: Log,
     *,
-    tta: bool,
+    tta: bool | None,
     batch_size: int,
     n_boot: int,
     seed: int,
@@ -182,7 +182,7 @@ def calibrate(
 
 
 def choose_threshold(
-    run: Path, sets: Sequence[EvalSet], own: OwnData, rule: str, batch_size: int, tta: bool, log: Log
+    run: Path, sets: Sequence[EvalSet], own: OwnData, rule: str, batch_size: int, tta: bool | None, log: Log
 ) -> float:
     """Pick the binary threshold by ``rule`` on the run's own val split; store it in model.json."""
     from medxfer.inference import calibration
@@ -205,7 +205,7 @@ def evaluate(
     label_map: Mapping[str, str | None] | None = None,
     drop_unknown: bool = False,
     name: str | None = None,
-    tta: bool = False,
+    tta: bool | None = None,
     worst: int = 12,
     batch_size: int = 32,
     n_boot: int = 1000,

@@ -85,7 +85,7 @@ class Run(RunNotebook):
         label_map: Mapping[str, str | None] | None = None,
         drop_unknown: bool = False,
         name: str | None = None,
-        tta: bool = False,
+        tta: bool | None = None,
         worst: int = 12,
         batch_size: int = 32,
         n_boot: int = 1000,
@@ -137,7 +137,7 @@ class Run(RunNotebook):
         return done.evaluation()
 
     def predict(
-        self, inputs: PathLike | np.ndarray | Sequence[Any], batch_size: int = 32, tta: bool = False
+        self, inputs: PathLike | np.ndarray | Sequence[Any], batch_size: int = 32, tta: bool | None = None
     ) -> pd.DataFrame | np.ndarray:
         """Predict files or decoded images.
 

@@ -24,7 +24,7 @@ PathLike = str | os.PathLike[str]
 
 
 def predict_inputs(
-    predictor: Predictor, inputs: PathLike | np.ndarray | Sequence[Any], batch_size: int, tta: bool
+    predictor: Predictor, inputs: PathLike | np.ndarray | Sequence[Any], batch_size: int, tta: bool | None
 ) -> pd.DataFrame | np.ndarray:
     """Decoded arrays -> probabilities ``(N, C)``; files, folders, globs, CSVs -> the predictions table
     (``path``, ``label``, ``prob_<class>`` as numbers, ``threshold``, ``error``)."""
