@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from medxfer.data.datasets import ImageTable
+    from medxfer.inference.predictor import Predictor
     from medxfer.runs import ModelInfo
 
 
@@ -310,6 +311,19 @@ class Scoring:
     progress: bool = True
 
 
+def _score(
+    predictor: Predictor, sub: ImageTable, tta: bool, batch_size: int, n_boot: int, seed: int, progress: bool
+) -> tuple[np.ndarray, list[str], np.ndarray, dict[str, Any]]:
+    """Predict the rows of ``sub`` with ``predictor``: (labels, paths, probabilities, metrics with CIs)."""
+    info = predictor.info
+    y = model_labels(sub, list(info.class_names))
+    paths = sub.table["path"].astype(str).tolist()
+    proba = predictor.predict_paths(paths, batch_size=batch_size, tta=tta, progress=progress)
+    result = build_result(y, proba, info, sub.table["patient_id"].astype(str).to_numpy(), n_boot, seed)
+    result["temperature"] = info.temperature
+    return y, paths, proba, result
+
+
 def evaluate_run(
     run_dir: str | os.PathLike[str],
     table: ImageTable,
@@ -330,10 +344,10 @@ def evaluate_run(
 
     ``name``: the split (``all`` for None) plus ``-tta`` by default (``tta`` None: the run's ``model.tta``).
     ``about``: what the images are (an :meth:`~medxfer.inference.sets.EvalSet.about` dict); ``leaks``:
-    external images left out (``leaks.csv``);
-    ``stress``: also the shift stress test (:mod:`medxfer.inference.stress`) on ``stress_images`` images
-    (whole patients per class; 0: all); ``progress``: tqdm bars. Returns ``metrics.json``'s dict
-    with ``eval_dir`` and ``report`` (report.html). Example: ``evaluate_run("runs/demo", table, "test")``.
+    external images left out (``leaks.csv``); ``stress``: also the shift stress test
+    (:mod:`medxfer.inference.stress`) on ``stress_images`` images (whole patients per class; 0: all);
+    ``progress``: tqdm bars. Returns ``metrics.json``'s dict with ``eval_dir`` and ``report`` (report.html).
+    Example: ``evaluate_run("runs/demo", table, "test")``.
     """
     from medxfer.evaluate.report import write_reports
     from medxfer.inference.predictor import Predictor, resolve_tta
@@ -347,11 +361,7 @@ def evaluate_run(
     name = name or f"{split or 'all'}{'-tta' if tta else ''}"
     out = run / "eval" / name
     out.mkdir(parents=True, exist_ok=True)
-    y = model_labels(sub, list(info.class_names))
-    paths = sub.table["path"].astype(str).tolist()
-    proba = predictor.predict_paths(paths, batch_size=batch_size, tta=tta, progress=progress)
-    result = build_result(y, proba, info, sub.table["patient_id"].astype(str).to_numpy(), n_boot, seed)
-    result["temperature"] = info.temperature
+    y, paths, proba, result = _score(predictor, sub, tta, batch_size, n_boot, seed, progress)
     label = _annotate(result, run, name, split, tta, sub, about)
     stress_result = None
     if stress:
