@@ -163,6 +163,18 @@ def test_cache_key_follows_settings_not_comments(tmp_path: Path, monkeypatch) ->
     assert recipe_key(recipe) != key
 
 
+def test_cache_key_follows_the_split_of_the_recipe_it_leaves_out(tmp_path: Path) -> None:
+    from medxfer.pretraining.recipes import recipe_key
+
+    train = tmp_path / "t.yaml"
+    train.write_text("data: {specs: ['folder:/x'], val: 0.2}\nmodel: {backbone: custom_cnn}\n")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"data: ['folder:/a']\nexclude_eval_of: {train}\n")
+    key = recipe_key(recipe)
+    train.write_text("data: {specs: ['folder:/x'], val: 0.3}\nmodel: {backbone: custom_cnn}\n")
+    assert recipe_key(recipe) != key  # other val images: the cached pretraining may have seen them
+
+
 def test_missing_lightly_is_one_line_with_the_install_hint(monkeypatch, tmp_path: Path) -> None:  # noqa: ANN001
     import importlib.util
 

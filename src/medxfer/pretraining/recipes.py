@@ -14,11 +14,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from medxfer.pretraining.card import PretrainSettings
 from medxfer.pretraining.images import PretrainError
+
+if TYPE_CHECKING:
+    from medxfer.config import TrainConfig
 
 EXTRA_KEYS = ("name", "exclude_eval_of")
 
@@ -53,8 +57,27 @@ def recipe_key(name: str | os.PathLike[str]) -> str:
     path, data = read_recipe(name)
     specs = "\n".join(expand_vars(str(s)) for s in data["data"])
     settings = yaml.safe_dump(data, sort_keys=True)
+    if data.get("exclude_eval_of"):  # its split decides which images are left out
+        settings += "\n" + expand_vars(_split_settings(str(data["exclude_eval_of"])))
     digest = hashlib.sha256((settings + "\n" + specs).encode()).hexdigest()[:12]
     return f"{data.get('name') or path.stem}-{digest}"
+
+
+def _split_settings(recipe: str) -> str:
+    """The ``data`` block of training recipe ``recipe`` as text (sources, val/test share, seed, grouping)."""
+    import dataclasses
+    import json
+
+    return json.dumps(dataclasses.asdict(_training_recipe(recipe).data), sort_keys=True, default=str)
+
+
+def _training_recipe(recipe: str) -> TrainConfig:
+    from medxfer.config import ConfigError, load_config
+
+    try:
+        return load_config(recipe)
+    except ConfigError as exc:
+        raise PretrainError(f"exclude_eval_of: {exc}") from None
 
 
 def apply_sets(path: Path, data: dict, sets: Sequence[str]) -> dict:
@@ -90,12 +113,7 @@ def load_recipe(
 
 def evaluation_paths(recipe: str, progress: bool = False) -> list[str]:
     """The val and test image paths of training recipe ``recipe``, split as ``medxfer train`` splits it."""
-    from medxfer.config import ConfigError, load_config
     from medxfer.data.resolve import resolve_table
 
-    try:
-        cfg = load_config(recipe)
-    except ConfigError as exc:
-        raise PretrainError(f"exclude_eval_of: {exc}") from None
-    frame = resolve_table(cfg.data, progress=progress).table
+    frame = resolve_table(_training_recipe(recipe).data, progress=progress).table
     return sorted(frame.loc[frame["split"].isin(["val", "test"]), "path"])
