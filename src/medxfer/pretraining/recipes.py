@@ -58,7 +58,7 @@ def recipe_key(name: str | os.PathLike[str]) -> str:
     specs = "\n".join(expand_vars(str(s)) for s in data["data"])
     settings = yaml.safe_dump(data, sort_keys=True)
     if data.get("exclude_eval_of"):  # its split decides which images are left out
-        settings += "\n" + expand_vars(_split_settings(str(data["exclude_eval_of"])))
+        settings += "\n" + _split_settings(str(data["exclude_eval_of"]))
     digest = hashlib.sha256((settings + "\n" + specs).encode()).hexdigest()[:12]
     return f"{data.get('name') or path.stem}-{digest}"
 
